@@ -1,0 +1,258 @@
+/* Layout (all integers LEB128 varints, s = zigzag):
+ *   'T' 'C' version kind u32le:count
+ *   READINGS, per reading:
+ *     flags (bit0 site, bit1 device, bit2 metric: same as previous)
+ *     [uvarint len + bytes] for each string not flagged
+ *     s ts_ms delta, f64le value, uvarint origin partition,
+ *     s origin offset delta, uvarint index, s progress delta
+ *   PROGRESS: uvarint raw_partitions, then count x (uvarint partition,
+ *     s progress_ms)
+ * Deltas are against the previous reading of the record (0 for the first).
+ */
+#include "common/clean_codec.h"
+
+#include <math.h>
+#include <string.h>
+
+#define HDR_LEN 8
+
+static void clean_header(tally_buf *b, tally_clean_kind kind)
+{
+        unsigned char h[HDR_LEN] = {TALLY_CLEAN_MAGIC0, TALLY_CLEAN_MAGIC1,
+                                    TALLY_CLEAN_VERSION, (unsigned char)kind,
+                                    0, 0, 0, 0};
+        tally_buf_append(b, h, HDR_LEN);
+}
+
+static void clean_put_count(tally_buf *b, uint32_t n)
+{
+        for (int i = 0; i < 4; i++)
+                b->data[4 + i] = (unsigned char)(n >> (8 * i));
+}
+
+void tally_clean_writer_reset(tally_clean_writer *w)
+{
+        tally_buf_reset(&w->buf);
+        w->count = 0;
+        memset(&w->prev, 0, sizeof(w->prev));
+        clean_header(&w->buf, TALLY_CLEAN_READINGS);
+}
+
+static void put_str(tally_buf *b, const char *s, size_t n)
+{
+        tally_buf_put_uvarint(b, n);
+        tally_buf_append(b, s, n);
+}
+
+void tally_clean_writer_add(tally_clean_writer *w, const tally_reading *r)
+{
+        tally_buf *b = &w->buf;
+        tally_reading *p = &w->prev;
+        const char *s[3] = {r->site, r->device, r->metric};
+        uint16_t n[3] = {r->site_len, r->device_len, r->metric_len};
+        unsigned flags = 0;
+
+        if (!w->buf.len)
+                tally_clean_writer_reset(w);
+        for (int i = 0; i < 3; i++)
+                if (w->count && w->str_len[i] == n[i] &&
+                    !memcmp(b->data + w->str_off[i], s[i], n[i]))
+                        flags |= 1u << i;
+        tally_buf_putc(b, (unsigned char)flags);
+        for (int i = 0; i < 3; i++) {
+                if (flags & (1u << i))
+                        continue;
+                put_str(b, s[i], n[i]);
+                w->str_off[i] = b->len - n[i];
+                w->str_len[i] = n[i];
+        }
+        tally_buf_put_svarint(b, r->ts_ms - p->ts_ms);
+        tally_buf_put_f64(b, r->value);
+        tally_buf_put_uvarint(b, (uint32_t)r->origin.partition);
+        tally_buf_put_svarint(b, r->origin.offset - p->origin.offset);
+        tally_buf_put_uvarint(b, (uint32_t)r->origin.index);
+        tally_buf_put_svarint(b, r->progress_ms - p->progress_ms);
+        p->ts_ms = r->ts_ms;
+        p->origin = r->origin;
+        p->progress_ms = r->progress_ms;
+        w->count++;
+}
+
+const unsigned char *tally_clean_writer_finish(tally_clean_writer *w,
+                                               size_t *len)
+{
+        if (!w->buf.len)
+                tally_clean_writer_reset(w);
+        clean_put_count(&w->buf, w->count);
+        *len = w->buf.len;
+        return w->buf.data;
+}
+
+void tally_clean_writer_free(tally_clean_writer *w)
+{
+        tally_buf_free(&w->buf);
+}
+
+void tally_clean_progress_encode(tally_buf *out, int32_t raw_partitions,
+                                 const tally_clean_origin *o, size_t n)
+{
+        size_t start = out->len;
+
+        clean_header(out, TALLY_CLEAN_PROGRESS);
+        tally_buf_put_uvarint(out, (uint32_t)raw_partitions);
+        for (size_t i = 0; i < n; i++) {
+                tally_buf_put_uvarint(out, (uint32_t)o[i].partition);
+                tally_buf_put_svarint(out, o[i].progress_ms);
+        }
+        for (int i = 0; i < 4; i++)
+                out->data[start + 4 + i] = (unsigned char)(n >> (8 * i));
+}
+
+/* ---- reader ---- */
+
+static int get_uvarint(tally_clean_reader *rd, uint64_t *v)
+{
+        uint64_t x = 0;
+
+        for (int shift = 0; shift < 64; shift += 7) {
+                if (rd->p >= rd->end)
+                        return -1;
+                unsigned char c = *rd->p++;
+                x |= (uint64_t)(c & 0x7f) << shift;
+                if (!(c & 0x80)) {
+                        *v = x;
+                        return 0;
+                }
+        }
+        return -1;
+}
+
+static int get_svarint(tally_clean_reader *rd, int64_t *v)
+{
+        uint64_t u;
+
+        if (get_uvarint(rd, &u))
+                return -1;
+        *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+        return 0;
+}
+
+static int get_u31(tally_clean_reader *rd, int32_t *v)
+{
+        uint64_t u;
+
+        if (get_uvarint(rd, &u) || u > INT32_MAX)
+                return -1;
+        *v = (int32_t)u;
+        return 0;
+}
+
+int tally_clean_reader_init(tally_clean_reader *rd, const void *buf,
+                            size_t len, tally_err *err)
+{
+        const unsigned char *b = buf;
+
+        memset(rd, 0, sizeof(*rd));
+        if (len < HDR_LEN || b[0] != TALLY_CLEAN_MAGIC0 ||
+            b[1] != TALLY_CLEAN_MAGIC1)
+                return tally_err_set(err, "malformed_clean",
+                                     "not a tally.clean record (bad magic, %zu bytes)", len);
+        if (b[2] != TALLY_CLEAN_VERSION)
+                return tally_err_set(err, "malformed_clean",
+                                     "unsupported tally.clean version %u", b[2]);
+        if (b[3] != TALLY_CLEAN_READINGS && b[3] != TALLY_CLEAN_PROGRESS)
+                return tally_err_set(err, "malformed_clean",
+                                     "unknown tally.clean kind %u", b[3]);
+        rd->kind = (tally_clean_kind)b[3];
+        rd->remaining = (uint32_t)b[4] | (uint32_t)b[5] << 8 |
+                        (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24;
+        rd->p = b + HDR_LEN;
+        rd->end = b + len;
+        if (rd->kind == TALLY_CLEAN_PROGRESS &&
+            (get_u31(rd, &rd->raw_partitions) || rd->raw_partitions < 1))
+                return tally_err_set(err, "malformed_clean",
+                                     "progress record: bad partition count");
+        return 0;
+}
+
+static int get_str(tally_clean_reader *rd, const char **s, uint16_t *n)
+{
+        uint64_t len;
+
+        if (get_uvarint(rd, &len) || len == 0 || len > TALLY_NAME_MAX ||
+            len > (uint64_t)(rd->end - rd->p))
+                return -1;
+        *s = (const char *)rd->p;
+        *n = (uint16_t)len;
+        rd->p += len;
+        return 0;
+}
+
+int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
+                            tally_err *err)
+{
+        tally_reading *p = &rd->prev;
+        int64_t d_ts, d_off, d_prog;
+        uint64_t bits;
+        unsigned flags;
+
+        if (rd->kind != TALLY_CLEAN_READINGS)
+                return tally_err_set(err, "malformed_clean", "not a readings record");
+        if (!rd->remaining) {
+                if (rd->p != rd->end)
+                        return tally_err_set(err, "malformed_clean",
+                                             "%zu trailing bytes", (size_t)(rd->end - rd->p));
+                return 0;
+        }
+        if (rd->p >= rd->end)
+                goto corrupt;
+        flags = *rd->p++;
+        if (flags > 7)
+                goto corrupt;
+        if (((flags & 1) && !p->site) || ((flags & 2) && !p->device) ||
+            ((flags & 4) && !p->metric))
+                goto corrupt;
+        if (!(flags & 1) && get_str(rd, &p->site, &p->site_len))
+                goto corrupt;
+        if (!(flags & 2) && get_str(rd, &p->device, &p->device_len))
+                goto corrupt;
+        if (!(flags & 4) && get_str(rd, &p->metric, &p->metric_len))
+                goto corrupt;
+        if (get_svarint(rd, &d_ts) || rd->end - rd->p < 8)
+                goto corrupt;
+        bits = 0;
+        for (int i = 0; i < 8; i++)
+                bits |= (uint64_t)rd->p[i] << (8 * i);
+        rd->p += 8;
+        memcpy(&p->value, &bits, 8);
+        if (get_u31(rd, &p->origin.partition) || get_svarint(rd, &d_off) ||
+            get_u31(rd, &p->origin.index) || get_svarint(rd, &d_prog))
+                goto corrupt;
+        /* unsigned arithmetic: corrupt deltas must not be UB */
+        p->ts_ms = (int64_t)((uint64_t)p->ts_ms + (uint64_t)d_ts);
+        p->origin.offset = (int64_t)((uint64_t)p->origin.offset + (uint64_t)d_off);
+        p->progress_ms = (int64_t)((uint64_t)p->progress_ms + (uint64_t)d_prog);
+        if (!isfinite(p->value) || p->origin.offset < 0)
+                goto corrupt;
+        rd->remaining--;
+        *r = *p;
+        return 1;
+corrupt:
+        return tally_err_set(err, "malformed_clean",
+                             "corrupt reading at byte %zu", (size_t)(rd->end - rd->p));
+}
+
+int tally_clean_reader_next_origin(tally_clean_reader *rd,
+                                   tally_clean_origin *o, tally_err *err)
+{
+        if (rd->kind != TALLY_CLEAN_PROGRESS)
+                return tally_err_set(err, "malformed_clean", "not a progress record");
+        if (!rd->remaining)
+                return rd->p == rd->end ? 0 :
+                        tally_err_set(err, "malformed_clean", "trailing bytes");
+        if (get_u31(rd, &o->partition) || get_svarint(rd, &o->progress_ms) ||
+            o->partition >= rd->raw_partitions)
+                return tally_err_set(err, "malformed_clean", "corrupt progress entry");
+        rd->remaining--;
+        return 1;
+}

@@ -1,0 +1,67 @@
+/* common/clean_codec.h -- tally.clean record encoding, version 1 (spec:
+ * docs/clean-format.md). Two kinds of record:
+ *   readings: a batch of normalized readings bound for one clean partition;
+ *   progress: an origin progress marker (raw partition -> progress).
+ * Writers and readers are plain values owned by their caller (one thread).
+ * Strings returned by the reader point into the decoded buffer. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/reading.h"
+
+#define TALLY_CLEAN_MAGIC0 0x54  /* 'T' */
+#define TALLY_CLEAN_MAGIC1 0x43  /* 'C' */
+#define TALLY_CLEAN_VERSION 1
+
+typedef enum tally_clean_kind {
+        TALLY_CLEAN_READINGS = 1,
+        TALLY_CLEAN_PROGRESS = 2,
+} tally_clean_kind;
+
+typedef struct tally_clean_writer {
+        tally_buf buf;
+        uint32_t count;
+        tally_reading prev;     /* delta state (strings unused) */
+        size_t str_off[3];      /* previous site/device/metric in buf */
+        uint16_t str_len[3];
+} tally_clean_writer;
+
+void tally_clean_writer_reset(tally_clean_writer *w);
+/* Appends r; its strings are copied into the buffer (r may go away). A
+ * string equal to the previous reading's is written as a flag bit. */
+void tally_clean_writer_add(tally_clean_writer *w, const tally_reading *r);
+/* Finishes the record; returns its bytes (owned by w until the next reset). */
+const unsigned char *tally_clean_writer_finish(tally_clean_writer *w,
+                                               size_t *len);
+void tally_clean_writer_free(tally_clean_writer *w);
+
+typedef struct tally_clean_origin {
+        int32_t partition;      /* raw partition */
+        int64_t progress_ms;
+} tally_clean_origin;
+
+/* Encodes a progress marker: raw topic partition count, then the origins
+ * it reports. */
+void tally_clean_progress_encode(tally_buf *out, int32_t raw_partitions,
+                                 const tally_clean_origin *o, size_t n);
+
+typedef struct tally_clean_reader {
+        const unsigned char *p, *end;
+        tally_clean_kind kind;
+        uint32_t remaining;
+        int32_t raw_partitions;         /* progress records */
+        tally_reading prev;
+} tally_clean_reader;
+
+/* Checks magic and version and reads the header. Returns 0 or -1 (err). */
+int tally_clean_reader_init(tally_clean_reader *rd, const void *buf,
+                            size_t len, tally_err *err);
+/* Next reading of a READINGS record: 1 = got one, 0 = end, -1 = corrupt. */
+int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
+                            tally_err *err);
+/* Next origin of a PROGRESS record: 1, 0 or -1 likewise. */
+int tally_clean_reader_next_origin(tally_clean_reader *rd,
+                                   tally_clean_origin *o, tally_err *err);

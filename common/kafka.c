@@ -1,0 +1,181 @@
+#include "common/kafka.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/signals.h"
+
+int64_t tally_now_mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t tally_now_wall_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int tally_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
+                         const char *val, tally_err *err)
+{
+        char errstr[256];
+
+        if (rd_kafka_conf_set(conf, key, val, errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK)
+                return tally_err_set(err, "bad_config",
+                                     "kafka property %s: %s", key, errstr);
+        return 0;
+}
+
+/* Errors are informational (librdkafka retries) unless fatal. */
+static void kafka_error_cb(rd_kafka_t *rk, int code, const char *reason,
+                           void *opaque)
+{
+        (void)opaque;
+        if (code == RD_KAFKA_RESP_ERR__FATAL) {
+                char buf[512];
+
+                rd_kafka_fatal_error(rk, buf, sizeof(buf));
+                tally_log_error("kafka_fatal", "client=%s error=\"%s\"",
+                                rd_kafka_name(rk), buf);
+                tally_stop_request();
+                return;
+        }
+        tally_log_warn("kafka_error", "client=%s code=%s error=\"%s\"",
+                       rd_kafka_name(rk), rd_kafka_err2name(code), reason);
+}
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                         const char *buf)
+{
+        (void)rk;
+        tally_log(level <= 3 ? TALLY_LOG_ERROR :
+                  level <= 4 ? TALLY_LOG_WARN :
+                  level <= 6 ? TALLY_LOG_INFO : TALLY_LOG_DEBUG,
+                  "kafka_log", "facility=%s text=\"%s\"", fac, buf);
+}
+
+rd_kafka_conf_t *tally_kafka_conf_new(const tally_common_cfg *c,
+                                      tally_kafka_role role, tally_err *err)
+{
+        static const char *const producer_defaults[][2] = {
+                {"enable.idempotence", "true"},
+                {"compression.codec", "lz4"},
+                {"linger.ms", "5"},
+                {"batch.size", "1000000"},
+                {"message.timeout.ms", "0"},    /* never drop a message */
+                {"queue.buffering.max.kbytes", "262144"},
+                {"queue.buffering.max.messages", "1000000"},
+                {"reconnect.backoff.max.ms", "1000"},
+        };
+        static const char *const consumer_defaults[][2] = {
+                {"enable.auto.commit", "false"},
+                {"enable.auto.offset.store", "false"},
+                {"auto.offset.reset", "error"},  /* never skip silently */
+                {"queued.min.messages", "200000"},
+                {"queued.max.messages.kbytes", "262144"},
+                {"fetch.wait.max.ms", "50"},
+                {"reconnect.backoff.max.ms", "1000"},
+                {"enable.partition.eof", "true"},
+        };
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        size_t i;
+
+        rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+        rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+        if (tally_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err))
+                goto fail;
+        if (role == TALLY_KAFKA_PRODUCER) {
+                for (i = 0; i < sizeof(producer_defaults) / sizeof(*producer_defaults); i++)
+                        if (tally_kafka_conf_set(conf, producer_defaults[i][0],
+                                                 producer_defaults[i][1], err))
+                                goto fail;
+        } else {
+                for (i = 0; i < sizeof(consumer_defaults) / sizeof(*consumer_defaults); i++)
+                        if (tally_kafka_conf_set(conf, consumer_defaults[i][0],
+                                                 consumer_defaults[i][1], err))
+                                goto fail;
+        }
+        for (i = 0; i < c->kafka.n; i++) {
+                const char *k = c->kafka.kv[i].key;
+
+                /* a consumer-only property on a producer (or the other
+                 * way round) only warns in librdkafka; skip the ones that
+                 * belong to the other role so one -X list serves both */
+                if (role == TALLY_KAFKA_PRODUCER &&
+                    (!strncmp(k, "group.", 6) || !strncmp(k, "session.", 8) ||
+                     !strncmp(k, "heartbeat.", 10) || !strncmp(k, "fetch.", 6) ||
+                     !strncmp(k, "queued.", 7) || !strncmp(k, "auto.", 5) ||
+                     !strncmp(k, "partition.assignment", 20) ||
+                     !strncmp(k, "max.poll", 8) || !strncmp(k, "enable.auto", 11) ||
+                     !strncmp(k, "enable.partition.eof", 20)))
+                        continue;
+                if (role == TALLY_KAFKA_CONSUMER &&
+                    (!strncmp(k, "linger", 6) || !strncmp(k, "batch.", 6) ||
+                     !strncmp(k, "compression", 11) || !strncmp(k, "acks", 4) ||
+                     !strncmp(k, "message.timeout", 15) ||
+                     !strncmp(k, "enable.idempotence", 18) ||
+                     !strncmp(k, "queue.buffering", 15)))
+                        continue;
+                if (tally_kafka_conf_set(conf, k, c->kafka.kv[i].val, err))
+                        goto fail;
+        }
+        return conf;
+fail:
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+}
+
+rd_kafka_t *tally_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                            tally_err *err)
+{
+        char errstr[512];
+        rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+
+        if (!rk) {
+                rd_kafka_conf_destroy(conf);
+                tally_err_set(err, "kafka", "rd_kafka_new: %s", errstr);
+        }
+        return rk;
+}
+
+int tally_kafka_partitions(rd_kafka_t *rk, const char *topic, int *count,
+                           int timeout_ms, tally_err *err)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e;
+        int rc = -1;
+
+        /* all_topics=1: naming the topic would auto-create it */
+        e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+        if (e)
+                return tally_err_set(err, "kafka", "metadata: %s",
+                                     rd_kafka_err2str(e));
+        for (int i = 0; i < md->topic_cnt; i++) {
+                if (strcmp(md->topics[i].topic, topic))
+                        continue;
+                if (md->topics[i].err) {
+                        tally_err_set(err, "kafka", "topic %s: %s", topic,
+                                      rd_kafka_err2str(md->topics[i].err));
+                } else if (md->topics[i].partition_cnt < 1) {
+                        tally_err_set(err, "missing_topic",
+                                      "topic %s has no partitions", topic);
+                } else {
+                        *count = md->topics[i].partition_cnt;
+                        rc = 0;
+                }
+                goto out;
+        }
+        tally_err_set(err, "missing_topic",
+                      "topic %s does not exist (create it first)", topic);
+out:
+        rd_kafka_metadata_destroy(md);
+        return rc;
+}

@@ -1,0 +1,41 @@
+/* common/kafka.h -- librdkafka set-up shared by every program: base
+ * configuration from tally_common_cfg plus pass-through properties, the
+ * error callback (fatal errors request a stop), and a topic lookup that
+ * never auto-creates. Owns nothing after return: conf objects go to
+ * rd_kafka_new, which takes them. */
+#pragma once
+#include <librdkafka/rdkafka.h>
+
+#include "common/config.h"
+#include "common/err.h"
+
+typedef enum tally_kafka_role {
+        TALLY_KAFKA_PRODUCER,
+        TALLY_KAFKA_CONSUMER,
+} tally_kafka_role;
+
+/* New conf with bootstrap.servers, the role's tuned defaults (producers:
+ * compression, linger, idempotence, no message timeout; consumers: no
+ * auto commit or offset store, large prefetch), then every pass-through
+ * property (which win). Returns NULL with err naming a bad property. */
+rd_kafka_conf_t *tally_kafka_conf_new(const tally_common_cfg *c,
+                                      tally_kafka_role role, tally_err *err);
+
+/* rd_kafka_conf_set that fills err with the property name on failure. */
+int tally_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
+                         const char *val, tally_err *err);
+
+/* rd_kafka_new with err filled on failure; takes conf in any case. */
+rd_kafka_t *tally_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                            tally_err *err);
+
+/* Partition count of an existing topic, asking for all topics so that an
+ * unknown name is never auto-created. Returns 0, or -1 with err
+ * (reason "missing_topic" when it does not exist). */
+int tally_kafka_partitions(rd_kafka_t *rk, const char *topic, int *count,
+                           int timeout_ms, tally_err *err);
+
+/* Milliseconds of CLOCK_MONOTONIC, for timers (never for event time). */
+int64_t tally_now_mono_ms(void);
+/* Wall clock in epoch ms (only for record timestamps of heartbeats). */
+int64_t tally_now_wall_ms(void);
