@@ -1,0 +1,298 @@
+/* common/rollup.c -- tally.rollups JSON codec (docs/rollups.md).
+ *
+ * Encoding is hand-written (fixed field order, 17 significant digits, no
+ * allocation beyond the output buffer). Decoding uses jansson and checks
+ * every field, because other consumers may produce into the topic too and
+ * the store must never write a row it cannot vouch for. Unknown fields are
+ * ignored so the format can grow without breaking old readers. */
+#include "common/rollup.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/timefmt.h"
+
+#define ROLLUP_VERSION 1
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static void put_str(tally_buf *out, const char *s)
+{
+        static const char hex[] = "0123456789abcdef";
+        const unsigned char *p = (const unsigned char *)s;
+
+        tally_buf_putc(out, '"');
+        for (; *p; p++) {
+                unsigned char c = *p;
+
+                if (c == '"' || c == '\\') {
+                        tally_buf_putc(out, '\\');
+                        tally_buf_putc(out, c);
+                } else if (c < 0x20) {
+                        char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4],
+                                       hex[c & 15], 0};
+                        tally_buf_append(out, esc, 6);
+                } else {
+                        tally_buf_putc(out, c);
+                }
+        }
+        tally_buf_putc(out, '"');
+}
+
+/* 17 significant digits round-trip every double; ".0" is added to
+ * integral values so that readers see a JSON real and -0 keeps its sign. */
+static void put_f64(tally_buf *out, double v)
+{
+        char tmp[40];
+        int n = snprintf(tmp, sizeof(tmp), "%.17g", v);
+
+        if (!strpbrk(tmp, ".eEn"))      /* "n": inf/nan never get here */
+                tmp[n++] = '.', tmp[n++] = '0', tmp[n] = 0;
+        tally_buf_append(out, tmp, (size_t)n);
+}
+
+static void put_edge(tally_buf *out, const char *name,
+                     const tally_rollup_edge *e)
+{
+        tally_buf_printf(out, ",\"%s\":{\"ts_ms\":%" PRId64 ",\"value\":",
+                         name, e->ts_ms);
+        put_f64(out, e->value);
+        tally_buf_printf(out, ",\"origin\":[%" PRId32 ",%" PRId64 ",%" PRId32
+                         "]}", e->pos.partition, e->pos.offset, e->pos.index);
+}
+
+void tally_rollup_encode(const tally_rollup *r, tally_buf *out)
+{
+        char start[32];
+
+        tally_time_format(r->start_ms, start);
+        tally_buf_printf(out, "{\"v\":%d,\"site\":", ROLLUP_VERSION);
+        put_str(out, r->site);
+        tally_buf_append(out, ",\"device\":", 10);
+        put_str(out, r->device);
+        tally_buf_append(out, ",\"metric\":", 10);
+        put_str(out, r->metric);
+        tally_buf_printf(out, ",\"window_ms\":%" PRId64 ",\"start\":\"%s\""
+                         ",\"start_ms\":%" PRId64 ",\"count\":%" PRId64
+                         ",\"sum\":", r->window_ms, start, r->start_ms,
+                         r->count);
+        put_f64(out, r->sum);
+        tally_buf_append(out, ",\"min\":", 7);
+        put_f64(out, r->min);
+        tally_buf_append(out, ",\"max\":", 7);
+        put_f64(out, r->max);
+        put_edge(out, "first", &r->first);
+        put_edge(out, "last", &r->last);
+        tally_buf_printf(out, ",\"version\":%" PRId64 "}", r->version);
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+static json_t *need(json_t *obj, const char *path, const char *key,
+                    tally_err *err)
+{
+        json_t *v = json_object_get(obj, key);
+
+        if (!v)
+                tally_err_set(err, "missing_field", "%s%s is missing",
+                              path, key);
+        return v;
+}
+
+static int get_name(json_t *obj, const char *key, char *out, tally_err *err)
+{
+        json_t *v = need(obj, "", key, err);
+        size_t n;
+
+        if (!v)
+                return -1;
+        if (!json_is_string(v))
+                return tally_err_set(err, "bad_field", "%s: not a string",
+                                     key);
+        n = json_string_length(v);
+        if (n == 0 || n > TALLY_NAME_MAX)
+                return tally_err_set(err, "bad_field",
+                                     "%s: length %zu not in 1..%d", key, n,
+                                     TALLY_NAME_MAX);
+        if (memchr(json_string_value(v), 0, n))
+                return tally_err_set(err, "bad_field", "%s: contains NUL",
+                                     key);
+        memcpy(out, json_string_value(v), n);
+        out[n] = 0;
+        return 0;
+}
+
+static int get_int(json_t *obj, const char *path, const char *key,
+                   int64_t lo, int64_t hi, int64_t *out, tally_err *err)
+{
+        json_t *v = need(obj, path, key, err);
+
+        if (!v)
+                return -1;
+        if (!json_is_integer(v))
+                return tally_err_set(err, "bad_field",
+                                     "%s%s: not an integer", path, key);
+        *out = json_integer_value(v);
+        if (*out < lo || *out > hi)
+                return tally_err_set(err, "bad_field",
+                                     "%s%s: %" PRId64 " not in %" PRId64
+                                     "..%" PRId64, path, key, *out, lo, hi);
+        return 0;
+}
+
+/* jansson refuses inf/nan and overflowing literals at parse time, but a
+ * finite check keeps this independent of that. */
+static int get_num(json_t *obj, const char *path, const char *key,
+                   double *out, tally_err *err)
+{
+        json_t *v = need(obj, path, key, err);
+
+        if (!v)
+                return -1;
+        if (!json_is_number(v))
+                return tally_err_set(err, "bad_field", "%s%s: not a number",
+                                     path, key);
+        *out = json_number_value(v);
+        if (!isfinite(*out))
+                return tally_err_set(err, "bad_field", "%s%s: not finite",
+                                     path, key);
+        return 0;
+}
+
+/* Event times the store can represent (years 1..9999). */
+#define TS_MIN INT64_C(-62135596800000)
+#define TS_MAX INT64_C(253402300799999)
+
+static int get_edge(json_t *obj, const char *key, tally_rollup_edge *e,
+                    tally_err *err)
+{
+        json_t *v = need(obj, "", key, err);
+        json_t *origin;
+        char path[16];
+        int64_t part, off, idx;
+
+        if (!v)
+                return -1;
+        if (!json_is_object(v))
+                return tally_err_set(err, "bad_field", "%s: not an object",
+                                     key);
+        snprintf(path, sizeof(path), "%s.", key);
+        if (get_int(v, path, "ts_ms", TS_MIN, TS_MAX, &e->ts_ms, err) ||
+            get_num(v, path, "value", &e->value, err))
+                return -1;
+        origin = need(v, path, "origin", err);
+        if (!origin)
+                return -1;
+        if (!json_is_array(origin) || json_array_size(origin) != 3 ||
+            !json_is_integer(json_array_get(origin, 0)) ||
+            !json_is_integer(json_array_get(origin, 1)) ||
+            !json_is_integer(json_array_get(origin, 2)))
+                return tally_err_set(err, "bad_field",
+                                     "%s.origin: not [partition,offset,index]",
+                                     key);
+        part = json_integer_value(json_array_get(origin, 0));
+        off = json_integer_value(json_array_get(origin, 1));
+        idx = json_integer_value(json_array_get(origin, 2));
+        if (part < 0 || part > INT32_MAX || off < 0 || idx < 0 ||
+            idx > INT32_MAX)
+                return tally_err_set(err, "bad_field",
+                                     "%s.origin: negative or out of range",
+                                     key);
+        e->pos.partition = (int32_t)part;
+        e->pos.offset = off;
+        e->pos.index = (int32_t)idx;
+        return 0;
+}
+
+static int edge_cmp(const tally_rollup_edge *a, const tally_rollup_edge *b)
+{
+        if (a->ts_ms != b->ts_ms)
+                return a->ts_ms < b->ts_ms ? -1 : 1;
+        return tally_pos_cmp(&a->pos, &b->pos);
+}
+
+static int check(json_t *root, tally_rollup *r, tally_err *err)
+{
+        int64_t v;
+        json_t *start;
+
+        if (!json_is_object(root))
+                return tally_err_set(err, "malformed_json",
+                                     "record is not a JSON object");
+        if (get_int(root, "", "v", INT64_MIN, INT64_MAX, &v, err))
+                return -1;
+        if (v != ROLLUP_VERSION)
+                return tally_err_set(err, "bad_field",
+                                     "v: unsupported format version %" PRId64,
+                                     v);
+        if (get_name(root, "site", r->site, err) ||
+            get_name(root, "device", r->device, err) ||
+            get_name(root, "metric", r->metric, err) ||
+            get_int(root, "", "window_ms", 1, INT64_C(86400000) * 366,
+                    &r->window_ms, err) ||
+            get_int(root, "", "start_ms", TS_MIN, TS_MAX, &r->start_ms,
+                    err) ||
+            get_int(root, "", "count", 1, INT64_MAX, &r->count, err) ||
+            get_num(root, "", "sum", &r->sum, err) ||
+            get_num(root, "", "min", &r->min, err) ||
+            get_num(root, "", "max", &r->max, err) ||
+            get_edge(root, "first", &r->first, err) ||
+            get_edge(root, "last", &r->last, err) ||
+            get_int(root, "", "version", 1, INT64_MAX, &r->version, err))
+                return -1;
+        if (tally_window_start(r->start_ms, r->window_ms) != r->start_ms)
+                return tally_err_set(err, "bad_field",
+                                     "start_ms: %" PRId64 " not aligned to "
+                                     "window_ms %" PRId64, r->start_ms,
+                                     r->window_ms);
+        /* "start" is a readable copy of start_ms: optional, but when
+         * present it must agree, so a reader may use either. */
+        start = json_object_get(root, "start");
+        if (start) {
+                int64_t ms;
+
+                if (!json_is_string(start) ||
+                    tally_time_parse(json_string_value(start),
+                                     json_string_length(start), &ms) ||
+                    ms != r->start_ms)
+                        return tally_err_set(err, "bad_field",
+                                             "start: not the RFC 3339 form "
+                                             "of start_ms");
+        }
+        if (r->min > r->max)
+                return tally_err_set(err, "bad_field", "min: greater than max");
+        if (r->first.ts_ms < r->start_ms ||
+            r->first.ts_ms - r->start_ms >= r->window_ms ||
+            r->last.ts_ms < r->start_ms ||
+            r->last.ts_ms - r->start_ms >= r->window_ms)
+                return tally_err_set(err, "bad_field",
+                                     "first/last: ts_ms outside the window");
+        if (edge_cmp(&r->first, &r->last) > 0)
+                return tally_err_set(err, "bad_field",
+                                     "first: after last");
+        if (r->count == 1 && edge_cmp(&r->first, &r->last) != 0)
+                return tally_err_set(err, "bad_field",
+                                     "first/last: differ with count 1");
+        return 0;
+}
+
+int tally_rollup_decode(const void *buf, size_t len, tally_rollup *r,
+                        tally_err *err)
+{
+        json_error_t jerr;
+        json_t *root;
+        int rc;
+
+        memset(r, 0, sizeof(*r));
+        root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return tally_err_set(err, "malformed_json",
+                                     "%s at line %d column %d", jerr.text,
+                                     jerr.line, jerr.column);
+        rc = check(root, r, err);
+        json_decref(root);
+        return rc;
+}
