@@ -1,0 +1,200 @@
+#include "common/group.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/kafka.h"
+#include "common/log.h"
+
+struct tally_group {
+        rd_kafka_t *rk;
+        char *topic;
+        int nworkers;
+        rd_kafka_queue_t **queues;
+        tally_group_hooks hooks;
+        void *app;
+        atomic_uint gen[TALLY_GROUP_MAX_PARTITIONS];
+        int failed;
+        tally_err fail_err;
+};
+
+static void group_set_gen(tally_group *g,
+                          const rd_kafka_topic_partition_list_t *parts,
+                          int assigned)
+{
+        for (int i = 0; i < parts->cnt; i++) {
+                int32_t p = parts->elems[i].partition;
+
+                if (p < 0 || p >= TALLY_GROUP_MAX_PARTITIONS)
+                        continue;
+                unsigned v = atomic_load(&g->gen[p]);
+                /* odd while assigned */
+                if ((v & 1) != (unsigned)assigned)
+                        atomic_store(&g->gen[p], v + 1);
+        }
+}
+
+static void group_forward(tally_group *g,
+                          const rd_kafka_topic_partition_list_t *parts,
+                          int on)
+{
+        for (int i = 0; i < parts->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(
+                        g->rk, tp->topic, tp->partition);
+
+                if (!pq)
+                        continue;
+                rd_kafka_queue_forward(pq, on ? g->queues[tp->partition %
+                                                          g->nworkers]
+                                              : NULL);
+                rd_kafka_queue_destroy(pq);
+        }
+}
+
+static void group_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                               rd_kafka_topic_partition_list_t *parts,
+                               void *opaque)
+{
+        tally_group *g = opaque;
+        int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+
+        if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                for (int i = 0; i < parts->cnt; i++) {
+                        if (parts->elems[i].partition >= TALLY_GROUP_MAX_PARTITIONS) {
+                                tally_err_set(&g->fail_err, "bad_topic",
+                                              "partition %d over the supported %d",
+                                              parts->elems[i].partition,
+                                              TALLY_GROUP_MAX_PARTITIONS);
+                                g->failed = 1;
+                                return;
+                        }
+                }
+                if (g->hooks.assign &&
+                    g->hooks.assign(g->app, parts, &g->fail_err)) {
+                        g->failed = 1;
+                        return;
+                }
+                group_set_gen(g, parts, 1);
+                group_forward(g, parts, 1);
+                if (cooperative)
+                        rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
+                else
+                        rd_kafka_assign(rk, parts);
+                tally_log_info("partitions_assigned", "topic=%s count=%d",
+                               g->topic, parts->cnt);
+        } else {
+                if (cooperative)
+                        rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+                else
+                        rd_kafka_assign(rk, NULL);
+                group_set_gen(g, parts, 0);
+                group_forward(g, parts, 0);
+                if (g->hooks.revoke)
+                        g->hooks.revoke(g->app, parts);
+                tally_log_info("partitions_revoked", "topic=%s count=%d",
+                               g->topic, parts->cnt);
+        }
+}
+
+tally_group *tally_group_new(rd_kafka_conf_t *conf, const char *topic,
+                             int workers, const tally_group_hooks *hooks,
+                             void *app, tally_err *err)
+{
+        tally_group *g = calloc(1, sizeof(*g));
+        rd_kafka_topic_partition_list_t *sub;
+        rd_kafka_resp_err_t e;
+        rd_kafka_t *rk;
+
+        if (!g)
+                abort();
+        rd_kafka_conf_set_opaque(conf, g);
+        rd_kafka_conf_set_rebalance_cb(conf, group_rebalance_cb);
+        rk = tally_kafka_new(RD_KAFKA_CONSUMER, conf, err);
+        if (!rk) {
+                free(g);
+                return NULL;
+        }
+        g->rk = rk;
+        g->topic = strdup(topic);
+        g->nworkers = workers;
+        g->hooks = *hooks;
+        g->app = app;
+        g->queues = calloc((size_t)workers, sizeof(*g->queues));
+        if (!g->topic || !g->queues)
+                abort();
+        for (int i = 0; i < workers; i++)
+                g->queues[i] = rd_kafka_queue_new(rk);
+        rd_kafka_poll_set_consumer(rk);
+        sub = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+        e = rd_kafka_subscribe(rk, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        if (e) {
+                tally_err_set(err, "kafka", "subscribe %s: %s", topic,
+                              rd_kafka_err2str(e));
+                tally_group_free(g);
+                return NULL;
+        }
+        return g;
+}
+
+rd_kafka_t *tally_group_rk(tally_group *g)
+{
+        return g->rk;
+}
+
+rd_kafka_queue_t *tally_group_queue(tally_group *g, int worker)
+{
+        return g->queues[worker];
+}
+
+uint32_t tally_group_gen(tally_group *g, int32_t partition)
+{
+        if (partition < 0 || partition >= TALLY_GROUP_MAX_PARTITIONS)
+                return 0;
+        return atomic_load(&g->gen[partition]);
+}
+
+int tally_group_poll(tally_group *g, int timeout_ms, tally_err *err)
+{
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(g->rk, timeout_ms);
+
+        if (rkm) {
+                if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+                        tally_log_error("consumer_position_lost",
+                                "topic=%s partition=%d error=\"%s\" note=\"data was removed before it was read; partition stopped\"",
+                                rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "?",
+                                rkm->partition, rd_kafka_message_errstr(rkm));
+                else if (rkm->err && rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        tally_log_warn("consumer_error", "error=\"%s\"",
+                                       rd_kafka_message_errstr(rkm));
+                rd_kafka_message_destroy(rkm);
+        }
+        if (g->failed) {
+                if (err)
+                        *err = g->fail_err;
+                return -1;
+        }
+        return 0;
+}
+
+void tally_group_close(tally_group *g)
+{
+        rd_kafka_consumer_close(g->rk);
+}
+
+void tally_group_free(tally_group *g)
+{
+        if (!g)
+                return;
+        for (int i = 0; i < g->nworkers; i++)
+                if (g->queues[i])
+                        rd_kafka_queue_destroy(g->queues[i]);
+        free(g->queues);
+        free(g->topic);
+        if (g->rk)
+                rd_kafka_destroy(g->rk);
+        free(g);
+}

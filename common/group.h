@@ -1,0 +1,56 @@
+/* common/group.h -- a consumer-group member whose partitions are worked
+ * on by worker threads. The main thread polls the consumer (rebalances,
+ * errors); each assigned partition's queue is forwarded to the queue of
+ * worker (partition % workers), so a partition is only ever handled by
+ * one thread and workers share no mutable state on the hot path.
+ *
+ * On assignment the group asks the application for start offsets (the
+ * assign callback may set them, e.g. from committed metadata or from
+ * PostgreSQL), bumps each partition's generation and then assigns. A
+ * worker compares a partition's generation with the one its state was
+ * built for and rebuilds on change, so a partition that left and came
+ * back never reuses stale state. The group owns the worker queues; the
+ * consumer handle stays the caller's. */
+#pragma once
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/err.h"
+
+#define TALLY_GROUP_MAX_PARTITIONS 4096
+
+typedef struct tally_group tally_group;
+
+typedef struct tally_group_hooks {
+        /* Main thread, before assign: set parts->elems[i].offset (and
+         * anything else the app keeps per partition). Returns 0, or -1 to
+         * stop the process (err says why). */
+        int (*assign)(void *app, rd_kafka_topic_partition_list_t *parts,
+                      tally_err *err);
+        /* Main thread, after the partitions stopped (may be NULL). */
+        void (*revoke)(void *app,
+                       const rd_kafka_topic_partition_list_t *parts);
+} tally_group_hooks;
+
+/* Creates the consumer from conf (taken in any case; its opaque and
+ * rebalance callback become the group's) and subscribes it to topic.
+ * Returns NULL with err on failure. */
+tally_group *tally_group_new(rd_kafka_conf_t *conf, const char *topic,
+                             int workers, const tally_group_hooks *hooks,
+                             void *app, tally_err *err);
+/* Destroys the worker queues and the consumer (close it first). */
+void tally_group_free(tally_group *g);
+rd_kafka_t *tally_group_rk(tally_group *g);
+
+rd_kafka_queue_t *tally_group_queue(tally_group *g, int worker);
+/* Generation of a partition's current assignment; 0 = never assigned.
+ * Odd = assigned now, even = not assigned. Any thread. */
+uint32_t tally_group_gen(tally_group *g, int32_t partition);
+
+/* Main thread: serves rebalances and logs consumer errors for at most
+ * timeout_ms. Returns -1 (err) when an assign hook failed. */
+int tally_group_poll(tally_group *g, int timeout_ms, tally_err *err);
+
+/* Main thread: leaves the group (revokes everything) and closes rk. */
+void tally_group_close(tally_group *g);
