@@ -1,0 +1,162 @@
+/* tally-ingest: validates raw device readings (tally.raw), writes
+ * normalized batches to tally.clean and rejects to tally.dlq; commits a
+ * raw offset only once everything it led to is acknowledged. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/kafka.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "ingest/ingest.h"
+#include "ingest/worker.h"
+
+static const tally_opt ingest_opts[] = {
+        TALLY_COMMON_OPTS(ingest_cfg),
+        {"group", TALLY_OPT_STR, "tally-ingest", offsetof(ingest_cfg, group),
+         "consumer group id", 0, 0, 0},
+        {"idle-timeout", TALLY_OPT_DURATION, "2s",
+         offsetof(ingest_cfg, idle_timeout_ms),
+         "quiet time at the head of a raw partition before a heartbeat", 100, 3600000, 0},
+        {"flush", TALLY_OPT_DURATION, "50ms", offsetof(ingest_cfg, flush_ms),
+         "longest time a reading waits in a clean batch", 1, 10000, 0},
+        {"batch-bytes", TALLY_OPT_INT, "262144", offsetof(ingest_cfg, batch_bytes),
+         "clean batch size (all partitions) that forces a flush", 1024, 2000000, 0},
+        {"commit-interval", TALLY_OPT_DURATION, "500ms",
+         offsetof(ingest_cfg, commit_ms), "how often acknowledged offsets are committed",
+         10, 60000, 0},
+        {"max-message", TALLY_OPT_INT, "1048576", offsetof(ingest_cfg, max_message),
+         "largest raw message accepted (bytes)", 64, 100000000, 0},
+        {"max-past", TALLY_OPT_DURATION, "7d", offsetof(ingest_cfg, max_past_ms),
+         "oldest event time accepted, before the record timestamp", 1000, 0x7fffffffffffLL, 0},
+        {"max-future", TALLY_OPT_DURATION, "5m", offsetof(ingest_cfg, max_future_ms),
+         "newest event time accepted, after the record timestamp", 0, 86400000, 0},
+};
+#define NOPTS (sizeof(ingest_opts) / sizeof(ingest_opts[0]))
+
+static int ingest_assign(void *app, rd_kafka_topic_partition_list_t *parts,
+                         tally_err *err)
+{
+        ingest_ctx *ctx = app;
+        rd_kafka_resp_err_t e;
+
+        for (int i = 0; i < parts->cnt; i++)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        e = rd_kafka_committed(tally_group_rk(ctx->group), parts, 30000);
+        if (e)
+                return tally_err_set(err, "kafka", "reading committed offsets: %s",
+                                     rd_kafka_err2str(e));
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                ingest_start *st = &ctx->start[tp->partition];
+                int32_t clean;
+
+                if (tp->offset < 0) {
+                        st->offset = RD_KAFKA_OFFSET_BEGINNING;
+                        st->progress_ms = INT64_MIN;
+                        tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+                        continue;
+                }
+                if (!tp->metadata ||
+                    ingest_meta_parse(tp->metadata, tp->metadata_size,
+                                      &st->progress_ms, &clean))
+                        return tally_err_set(err, "bad_commit",
+                                "%s [%d]: committed offset %" PRId64
+                                " has no tally-ingest metadata (committed by another tool?)",
+                                tp->topic, tp->partition, tp->offset);
+                if (clean != ctx->clean_partitions)
+                        return tally_err_set(err, "clean_partitions_changed",
+                                "%s has %d partitions but the pipeline ran with %d: a changed count would split series between aggregates; refusing to go on",
+                                ctx->cfg->common.topic_clean, ctx->clean_partitions,
+                                clean);
+                st->offset = tp->offset;
+        }
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        ingest_cfg cfg;
+        ingest_ctx *ctx;
+        ingest_worker **workers = NULL;
+        rd_kafka_conf_t *conf;
+        enum tally_log_level lvl;
+        tally_err err;
+        int rc, nworkers = 0, exit_code = 1;
+        static const tally_group_hooks hooks = {ingest_assign, NULL};
+
+        memset(&cfg, 0, sizeof(cfg));
+        tally_err_clear(&err);
+        rc = tally_config_parse("tally-ingest",
+                "Validates raw readings (tally.raw) into normalized batches (tally.clean); rejects go to the dead-letter topic.",
+                ingest_opts, NOPTS, &cfg, &cfg.common.kafka, argc, argv, &err);
+        if (rc == 1)
+                return 0;
+        if (rc < 0 || tally_log_level_parse(cfg.common.log_level, &lvl)) {
+                fprintf(stderr, "tally-ingest: %s\n",
+                        rc < 0 ? err.msg : "--log-level: expected debug, info, warn or error");
+                return 2;
+        }
+        tally_log_init("ingest", lvl);
+        tally_signals_install();
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+                abort();
+        ctx->cfg = &cfg;
+        conf = tally_kafka_conf_new(&cfg.common, TALLY_KAFKA_CONSUMER, &err);
+        if (!conf || tally_kafka_conf_set(conf, "group.id", cfg.group, &err))
+                goto out;
+        ctx->group = tally_group_new(conf, cfg.common.topic_raw,
+                                     (int)cfg.common.threads, &hooks, ctx, &err);
+        if (!ctx->group)
+                goto out;
+        if (tally_kafka_partitions(tally_group_rk(ctx->group), cfg.common.topic_raw,
+                                   &ctx->raw_partitions, 30000, &err) ||
+            tally_kafka_partitions(tally_group_rk(ctx->group), cfg.common.topic_clean,
+                                   &ctx->clean_partitions, 30000, &err))
+                goto out;
+        if (ctx->raw_partitions > TALLY_GROUP_MAX_PARTITIONS) {
+                tally_err_set(&err, "bad_topic", "%s has more than %d partitions",
+                              cfg.common.topic_raw, TALLY_GROUP_MAX_PARTITIONS);
+                goto out;
+        }
+        workers = calloc((size_t)cfg.common.threads, sizeof(*workers));
+        if (!workers)
+                abort();
+        for (nworkers = 0; nworkers < cfg.common.threads; nworkers++) {
+                workers[nworkers] = ingest_worker_new(ctx, nworkers, &err);
+                if (!workers[nworkers] ||
+                    ingest_worker_start(workers[nworkers], &err))
+                        goto out;
+        }
+        tally_log_info("started", "raw=%s raw_partitions=%d clean=%s clean_partitions=%d threads=%d",
+                       cfg.common.topic_raw, ctx->raw_partitions,
+                       cfg.common.topic_clean, ctx->clean_partitions, nworkers);
+        while (!tally_stop_requested()) {
+                if (tally_group_poll(ctx->group, 100, &err))
+                        goto out;
+        }
+        exit_code = atomic_load(&ctx->failed) ? 1 : 0;
+        err.reason[0] = '\0';
+out:
+        tally_stop_request();
+        for (int i = 0; i < nworkers + 1 && workers && i < cfg.common.threads; i++)
+                if (workers[i])
+                        ingest_worker_join(workers[i]);
+        if (ctx->group)
+                tally_group_close(ctx->group);
+        for (int i = 0; workers && i < cfg.common.threads; i++)
+                ingest_worker_free(workers[i]);
+        free(workers);
+        tally_group_free(ctx->group);
+        if (exit_code && err.reason[0])
+                tally_log_error("stopped", "reason=%s error=\"%s\"", err.reason, err.msg);
+        tally_log_info("exit", "code=%d messages=%lld readings=%lld rejected=%lld heartbeats=%lld",
+                       exit_code, (long long)ctx->stats.messages,
+                       (long long)ctx->stats.readings, (long long)ctx->stats.rejected,
+                       (long long)ctx->stats.heartbeats);
+        free(ctx);
+        tally_config_free(ingest_opts, NOPTS, &cfg, &cfg.common.kafka);
+        return exit_code;
+}

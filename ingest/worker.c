@@ -1,0 +1,590 @@
+#include "ingest/worker.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clean_codec.h"
+#include "common/dlq.h"
+#include "common/kafka.h"
+#include "common/log.h"
+#include "common/signals.h"
+
+#define BATCH_MSGS 4096
+
+typedef struct ingest_snap {
+        int32_t partition;
+        int64_t next_offset;
+        int64_t progress;
+} ingest_snap;
+
+typedef struct ingest_ckpt {
+        struct ingest_ckpt *next;
+        long outstanding;               /* records not yet acknowledged */
+        int sealed;
+        int nsnap;
+        ingest_snap *snap;
+} ingest_ckpt;
+
+typedef struct ingest_origin {
+        uint32_t gen;                   /* group generation state is for */
+        int64_t next_offset;            /* -1: nothing processed yet */
+        int64_t progress;               /* INT64_MIN: unknown */
+        int64_t marked;                 /* progress last sent in a marker */
+        int at_eof;
+        int hb_pending;
+        int64_t hb_sent_mono;
+        int64_t last_activity_mono;
+} ingest_origin;
+
+struct ingest_worker {
+        ingest_ctx *ctx;
+        const ingest_cfg *cfg;
+        int id;
+        pthread_t thread;
+        int started;
+        rd_kafka_t *producer;
+        rd_kafka_queue_t *queue;        /* borrowed from the group */
+        ingest_decoder *dec;
+        tally_clean_writer *writers;    /* [clean_partitions] */
+        size_t pending_bytes;
+        ingest_origin *origins;         /* [raw_partitions] */
+        ingest_ckpt *cur, *head, *tail;
+        int64_t last_flush_mono, last_commit_mono;
+        int fatal;
+        /* message being decoded */
+        ingest_origin *msg_origin;
+        const rd_kafka_message_t *msg;
+        int64_t msg_contrib;
+        tally_buf scratch;
+};
+
+static void worker_fail(ingest_worker *w, const char *msg, const tally_err *err)
+{
+        tally_log_error(msg, "worker=%d reason=%s error=\"%s\"", w->id,
+                        err->reason, err->msg);
+        w->fatal = 1;
+        atomic_store(&w->ctx->failed, 1);
+        tally_stop_request();
+}
+
+static void worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                         void *opaque)
+{
+        ingest_worker *w = opaque;
+        ingest_ckpt *c = rkm->_private;
+
+        (void)rk;
+        if (rkm->err) {
+                tally_err err;
+
+                /* a gap followed by a later batch would hide readings:
+                 * stop here and let the successor replay */
+                tally_err_set(&err, "delivery_failed", "topic=%s partition=%d: %s",
+                              rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                              rd_kafka_err2str(rkm->err));
+                worker_fail(w, "delivery_failed", &err);
+                return;
+        }
+        if (c)
+                c->outstanding--;
+}
+
+static ingest_ckpt *worker_cur(ingest_worker *w)
+{
+        if (!w->cur) {
+                w->cur = calloc(1, sizeof(*w->cur));
+                if (!w->cur)
+                        abort();
+        }
+        return w->cur;
+}
+
+/* Produces a copy of buf to topic/partition, counted in the checkpoint. */
+static int worker_produce(ingest_worker *w, const char *topic, int32_t partition,
+                          const void *buf, size_t len, ingest_ckpt *c,
+                          tally_err *err)
+{
+        rd_kafka_resp_err_t e;
+
+        for (;;) {
+                e = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(topic),
+                                      RD_KAFKA_V_PARTITION(partition),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_VALUE((void *)buf, len),
+                                      RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
+                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        break;
+                rd_kafka_poll(w->producer, 10);
+        }
+        if (e)
+                return tally_err_set(err, "kafka", "produce to %s [%d]: %s",
+                                     topic, partition, rd_kafka_err2str(e));
+        if (c)
+                c->outstanding++;
+        return 0;
+}
+
+static int worker_dlq(ingest_worker *w, const char *reason, const char *detail,
+                      int32_t index, int32_t element, const void *val,
+                      size_t len, tally_err *err)
+{
+        const rd_kafka_message_t *m = w->msg;
+        tally_dlq_rec rec = {
+                .stage = "ingest", .reason = reason, .detail = detail,
+                .origin_topic = w->cfg->common.topic_raw,
+                .origin_partition = m->partition, .origin_offset = m->offset,
+                .origin_index = index, .origin_element = element,
+                .value = val, .value_len = len,
+                .key = m->key, .key_len = m->key_len,
+        };
+        ingest_ckpt *c = worker_cur(w);
+
+        if (tally_dlq_produce(w->producer, w->cfg->common.topic_dlq, &rec, c, err))
+                return -1;
+        c->outstanding++;
+        atomic_fetch_add(&w->ctx->stats.rejected, 1);
+        tally_log_debug("rejected", "reason=%s partition=%d offset=%" PRId64
+                        " index=%d detail=\"%s\"", reason, m->partition,
+                        m->offset, index, detail ? detail : "");
+        return 0;
+}
+
+static int worker_flush(ingest_worker *w, tally_err *err);
+
+static int worker_on_event(void *opaque, const ingest_event *ev)
+{
+        ingest_worker *w = opaque;
+        const ingest_cfg *cfg = w->cfg;
+        tally_err err;
+
+        if (ev->kind == INGEST_EV_REJECT) {
+                if (worker_dlq(w, ev->reason, ev->detail, ev->index, ev->element,
+                               ev->element_text, ev->element_len, &err)) {
+                        worker_fail(w, "produce_failed", &err);
+                        return -1;
+                }
+                return 0;
+        }
+        tally_reading r = *ev->reading;
+        int64_t contrib;
+        int32_t cp = tally_partition_for(r.device, r.device_len,
+                                         w->ctx->clean_partitions);
+        tally_clean_writer *cw = &w->writers[cp];
+        size_t before = cw->buf.len;
+
+        r.origin.partition = w->msg->partition;
+        r.origin.offset = w->msg->offset;
+        r.origin.index = ev->index;
+        r.progress_ms = w->msg_origin->progress;
+        tally_clean_writer_add(cw, &r);
+        w->pending_bytes += cw->buf.len - before;
+        /* a reading moves progress at most to its record time + disorder */
+        {
+                rd_kafka_timestamp_type_t tt;
+                int64_t rec_ts = rd_kafka_message_timestamp(w->msg, &tt);
+                contrib = r.ts_ms;
+                if (contrib > rec_ts + cfg->common.disorder_ms)
+                        contrib = rec_ts + cfg->common.disorder_ms;
+        }
+        if (contrib > w->msg_contrib)
+                w->msg_contrib = contrib;
+        atomic_fetch_add(&w->ctx->stats.readings, 1);
+        return 0;
+}
+
+static const char *worker_heartbeat_value(const rd_kafka_message_t *m)
+{
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *val;
+        size_t len;
+
+        if (rd_kafka_message_headers(m, &hdrs) || !hdrs)
+                return NULL;
+        if (rd_kafka_header_get_last(hdrs, INGEST_HEARTBEAT_HEADER, &val, &len))
+                return NULL;
+        return "";
+}
+
+static void worker_origin_reset(ingest_worker *w, ingest_origin *o, int32_t p,
+                                uint32_t gen)
+{
+        o->gen = gen;
+        o->next_offset = -1;
+        o->progress = w->ctx->start[p].progress_ms;
+        o->marked = INT64_MIN;
+        o->at_eof = 0;
+        o->hb_pending = 0;
+        o->last_activity_mono = tally_now_mono_ms();
+}
+
+static int worker_handle(ingest_worker *w, const rd_kafka_message_t *m,
+                         tally_err *err)
+{
+        int32_t p = m->partition;
+        ingest_origin *o;
+        uint32_t gen;
+        rd_kafka_timestamp_type_t tt;
+        int64_t rec_ts;
+
+        if (p < 0 || p >= w->ctx->raw_partitions)
+                return tally_err_set(err, "raw_topic_changed",
+                                     "raw partition %d beyond the %d known at start: restart to take it",
+                                     p, w->ctx->raw_partitions);
+        o = &w->origins[p];
+        gen = tally_group_gen(w->ctx->group, p);
+        if (o->gen != gen)
+                worker_origin_reset(w, o, p, gen);
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                o->at_eof = 1;
+                return 0;
+        }
+        if (m->err) {
+                tally_log_warn("consumer_error", "partition=%d error=\"%s\"", p,
+                               rd_kafka_message_errstr(m));
+                return 0;
+        }
+        if (o->next_offset >= 0 && m->offset < o->next_offset)
+                return 0;       /* already processed in this assignment */
+        o->at_eof = 0;
+        o->last_activity_mono = tally_now_mono_ms();
+        atomic_fetch_add(&w->ctx->stats.messages, 1);
+        w->msg = m;
+        w->msg_origin = o;
+        worker_cur(w);
+        if (worker_heartbeat_value(m)) {
+                char buf[32];
+                long long h;
+                char *end;
+
+                o->hb_pending = 0;
+                if (m->len && m->len < sizeof(buf)) {
+                        memcpy(buf, m->payload, m->len);
+                        buf[m->len] = '\0';
+                        h = strtoll(buf, &end, 10);
+                        if (!*end && end != buf) {
+                                if (h > o->progress)
+                                        o->progress = h;
+                                o->next_offset = m->offset + 1;
+                                atomic_fetch_add(&w->ctx->stats.heartbeats, 1);
+                                return 0;
+                        }
+                }
+                o->next_offset = m->offset + 1;
+                return worker_dlq(w, "bad_heartbeat", "heartbeat value is not an integer",
+                                  -1, -1, m->payload, m->len, err);
+        }
+        rec_ts = rd_kafka_message_timestamp(m, &tt);
+        if (rec_ts < 0) {
+                o->next_offset = m->offset + 1;
+                return worker_dlq(w, "bad_timestamp", "record has no Kafka timestamp",
+                                  -1, -1, m->payload, m->len, err);
+        }
+        w->msg_contrib = INT64_MIN;
+        {
+                tally_err derr;
+
+                if (ingest_decode(w->dec, m->payload, m->len, rec_ts,
+                                  worker_on_event, w, &derr)) {
+                        if (w->fatal)
+                                return tally_err_set(err, "fatal", "%s", derr.msg);
+                        if (worker_dlq(w, derr.reason, derr.msg, -1, -1,
+                                       m->payload, m->len, err))
+                                return -1;
+                }
+        }
+        if (w->msg_contrib > o->progress)
+                o->progress = w->msg_contrib;
+        o->next_offset = m->offset + 1;
+        if (w->pending_bytes >= (size_t)w->cfg->batch_bytes)
+                return worker_flush(w, err);
+        return 0;
+}
+
+static int worker_owned(const ingest_worker *w, int32_t p)
+{
+        uint32_t gen = tally_group_gen(w->ctx->group, p);
+
+        return (gen & 1) && w->origins[p].gen == gen;
+}
+
+/* Produces the pending batches and progress markers and seals the
+ * current checkpoint with a snapshot of the origins. */
+static int worker_flush(ingest_worker *w, tally_err *err)
+{
+        const tally_common_cfg *c = &w->cfg->common;
+        ingest_ckpt *ck = w->cur;
+        int32_t np = w->ctx->raw_partitions, nc = w->ctx->clean_partitions;
+        int changed = 0, n = 0;
+
+        if (!ck)
+                return 0;
+        for (int32_t cp = 0; cp < nc; cp++) {
+                tally_clean_writer *cw = &w->writers[cp];
+                const unsigned char *bytes;
+                size_t len;
+
+                if (!cw->count)
+                        continue;
+                bytes = tally_clean_writer_finish(cw, &len);
+                if (worker_produce(w, c->topic_clean, cp, bytes, len, ck, err))
+                        return -1;
+                tally_clean_writer_reset(cw);
+                atomic_fetch_add(&w->ctx->stats.batches, 1);
+        }
+        w->pending_bytes = 0;
+        for (int32_t p = w->id; p < np; p += (int32_t)c->threads)
+                if (worker_owned(w, p) && w->origins[p].progress != INT64_MIN &&
+                    w->origins[p].progress != w->origins[p].marked)
+                        changed = 1;
+        ck->snap = calloc((size_t)np / (size_t)c->threads + 1, sizeof(*ck->snap));
+        if (!ck->snap)
+                abort();
+        if (changed) {
+                /* tell every clean partition how far our origins are */
+                tally_clean_origin *org = calloc((size_t)np, sizeof(*org));
+                size_t no = 0;
+
+                if (!org)
+                        abort();
+                for (int32_t p = w->id; p < np; p += (int32_t)c->threads) {
+                        ingest_origin *o = &w->origins[p];
+                        if (!worker_owned(w, p) || o->progress == INT64_MIN)
+                                continue;
+                        org[no].partition = p;
+                        org[no].progress_ms = o->progress;
+                        no++;
+                        o->marked = o->progress;
+                }
+                tally_buf_reset(&w->scratch);
+                tally_clean_progress_encode(&w->scratch, np, org, no);
+                free(org);
+                for (int32_t cp = 0; cp < nc; cp++)
+                        if (worker_produce(w, c->topic_clean, cp, w->scratch.data,
+                                           w->scratch.len, ck, err))
+                                return -1;
+        }
+        for (int32_t p = w->id; p < np; p += (int32_t)c->threads) {
+                ingest_origin *o = &w->origins[p];
+                if (!worker_owned(w, p) || o->next_offset < 0)
+                        continue;
+                ck->snap[n].partition = p;
+                ck->snap[n].next_offset = o->next_offset;
+                ck->snap[n].progress = o->progress;
+                n++;
+        }
+        ck->nsnap = n;
+        ck->sealed = 1;
+        if (w->tail)
+                w->tail->next = ck;
+        else
+                w->head = ck;
+        w->tail = ck;
+        w->cur = NULL;
+        w->last_flush_mono = tally_now_mono_ms();
+        return 0;
+}
+
+/* Commits the offsets of the completed checkpoints at the queue's head. */
+static void worker_commit(ingest_worker *w, int sync)
+{
+        ingest_snap *best = NULL;
+        int nbest = 0;
+        rd_kafka_topic_partition_list_t *list;
+        rd_kafka_resp_err_t e;
+
+        w->last_commit_mono = tally_now_mono_ms();
+        if (w->fatal)
+                return;
+        while (w->head && w->head->sealed && w->head->outstanding == 0) {
+                ingest_ckpt *ck = w->head;
+
+                w->head = ck->next;
+                if (!w->head)
+                        w->tail = NULL;
+                free(best);
+                best = ck->snap;        /* later snapshots supersede */
+                nbest = ck->nsnap;
+                free(ck);
+        }
+        if (!best)
+                return;
+        list = rd_kafka_topic_partition_list_new(nbest);
+        for (int i = 0; i < nbest; i++) {
+                char meta[96];
+                rd_kafka_topic_partition_t *tp;
+
+                if (!worker_owned(w, best[i].partition))
+                        continue;
+                ingest_meta_format(meta, sizeof(meta), best[i].progress,
+                                   w->ctx->clean_partitions);
+                tp = rd_kafka_topic_partition_list_add(list, w->cfg->common.topic_raw,
+                                                       best[i].partition);
+                tp->offset = best[i].next_offset;
+                tp->metadata = strdup(meta);
+                tp->metadata_size = strlen(meta);
+        }
+        free(best);
+        if (list->cnt) {
+                e = rd_kafka_commit(tally_group_rk(w->ctx->group), list, !sync);
+                if (e && sync)
+                        tally_log_warn("commit_failed", "worker=%d error=\"%s\"",
+                                       w->id, rd_kafka_err2str(e));
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
+static void worker_heartbeats(ingest_worker *w, int64_t now)
+{
+        const ingest_cfg *cfg = w->cfg;
+        int32_t np = w->ctx->raw_partitions;
+
+        for (int32_t p = w->id; p < np; p += (int32_t)cfg->common.threads) {
+                ingest_origin *o = &w->origins[p];
+                char val[32];
+                int64_t hb;
+                tally_err err;
+
+                if (!worker_owned(w, p) || !o->at_eof)
+                        continue;
+                if (o->hb_pending && now - o->hb_sent_mono < 10 * cfg->idle_timeout_ms)
+                        continue;
+                if (now - o->last_activity_mono < cfg->idle_timeout_ms)
+                        continue;
+                /* the heartbeat is data in the raw log: replay sees the
+                 * same value, so progress stays a function of the log */
+                if (o->progress == INT64_MIN)
+                        hb = tally_now_wall_ms() - cfg->idle_timeout_ms -
+                             cfg->common.disorder_ms;
+                else
+                        hb = o->progress + (now - o->last_activity_mono);
+                snprintf(val, sizeof(val), "%" PRId64, hb);
+                if (rd_kafka_producev(w->producer,
+                                      RD_KAFKA_V_TOPIC(cfg->common.topic_raw),
+                                      RD_KAFKA_V_PARTITION(p),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_VALUE(val, strlen(val)),
+                                      RD_KAFKA_V_HEADER(INGEST_HEARTBEAT_HEADER, "1", 1),
+                                      RD_KAFKA_V_END)) {
+                        tally_err_set(&err, "kafka", "heartbeat produce failed");
+                        tally_log_warn("heartbeat_failed", "partition=%d", p);
+                        continue;
+                }
+                o->hb_pending = 1;
+                o->hb_sent_mono = now;
+        }
+}
+
+static void *worker_main(void *arg)
+{
+        ingest_worker *w = arg;
+        rd_kafka_message_t *msgs[BATCH_MSGS];
+        tally_err err;
+
+        while (!tally_stop_requested() && !w->fatal) {
+                ssize_t n = rd_kafka_consume_batch_queue(w->queue, 50, msgs,
+                                                         BATCH_MSGS);
+                int64_t now;
+
+                for (ssize_t i = 0; i < n; i++) {
+                        if (!w->fatal && worker_handle(w, msgs[i], &err))
+                                worker_fail(w, "ingest_failed", &err);
+                        rd_kafka_message_destroy(msgs[i]);
+                }
+                now = tally_now_mono_ms();
+                if (!w->fatal && now - w->last_flush_mono >= w->cfg->flush_ms &&
+                    worker_flush(w, &err))
+                        worker_fail(w, "ingest_failed", &err);
+                worker_heartbeats(w, now);
+                rd_kafka_poll(w->producer, 0);
+                if (now - w->last_commit_mono >= w->cfg->commit_ms)
+                        worker_commit(w, 0);
+        }
+        /* graceful: finish in-flight work, wait for acks, commit */
+        if (!w->fatal && worker_flush(w, &err))
+                worker_fail(w, "ingest_failed", &err);
+        while (!w->fatal && w->head && rd_kafka_outq_len(w->producer) > 0)
+                rd_kafka_poll(w->producer, 100);
+        worker_commit(w, 1);
+        return NULL;
+}
+
+ingest_worker *ingest_worker_new(ingest_ctx *ctx, int id, tally_err *err)
+{
+        ingest_worker *w = calloc(1, sizeof(*w));
+        rd_kafka_conf_t *conf;
+        ingest_limits lim;
+
+        if (!w)
+                abort();
+        w->ctx = ctx;
+        w->cfg = ctx->cfg;
+        w->id = id;
+        w->queue = tally_group_queue(ctx->group, id);
+        ingest_limits_default(&lim);
+        lim.max_message = (size_t)ctx->cfg->max_message;
+        lim.max_past_ms = ctx->cfg->max_past_ms;
+        lim.max_future_ms = ctx->cfg->max_future_ms;
+        w->dec = ingest_decoder_new(&lim);
+        w->writers = calloc((size_t)ctx->clean_partitions, sizeof(*w->writers));
+        w->origins = calloc((size_t)ctx->raw_partitions, sizeof(*w->origins));
+        if (!w->dec || !w->writers || !w->origins)
+                abort();
+        conf = tally_kafka_conf_new(&ctx->cfg->common, TALLY_KAFKA_PRODUCER, err);
+        if (!conf)
+                goto fail;
+        rd_kafka_conf_set_opaque(conf, w);
+        rd_kafka_conf_set_dr_msg_cb(conf, worker_dr_cb);
+        w->producer = tally_kafka_new(RD_KAFKA_PRODUCER, conf, err);
+        if (!w->producer)
+                goto fail;
+        w->last_flush_mono = w->last_commit_mono = tally_now_mono_ms();
+        return w;
+fail:
+        ingest_worker_free(w);
+        return NULL;
+}
+
+int ingest_worker_start(ingest_worker *w, tally_err *err)
+{
+        if (pthread_create(&w->thread, NULL, worker_main, w))
+                return tally_err_set(err, "thread", "cannot start worker %d", w->id);
+        w->started = 1;
+        return 0;
+}
+
+void ingest_worker_join(ingest_worker *w)
+{
+        if (w->started)
+                pthread_join(w->thread, NULL);
+        w->started = 0;
+}
+
+void ingest_worker_free(ingest_worker *w)
+{
+        if (!w)
+                return;
+        if (w->producer) {
+                rd_kafka_flush(w->producer, 10000);
+                rd_kafka_destroy(w->producer);
+        }
+        while (w->head) {
+                ingest_ckpt *ck = w->head;
+                w->head = ck->next;
+                free(ck->snap);
+                free(ck);
+        }
+        if (w->cur) {
+                free(w->cur->snap);
+                free(w->cur);
+        }
+        for (int32_t i = 0; w->writers && i < w->ctx->clean_partitions; i++)
+                tally_clean_writer_free(&w->writers[i]);
+        free(w->writers);
+        free(w->origins);
+        ingest_decoder_free(w->dec);
+        tally_buf_free(&w->scratch);
+        free(w);
+}
