@@ -67,6 +67,7 @@ rd_kafka_conf_t *tally_kafka_conf_new(const tally_common_cfg *c,
 {
         static const char *const producer_defaults[][2] = {
                 {"enable.idempotence", "true"},
+                {"enable.gapless.guarantee", "true"},
                 {"compression.codec", "lz4"},
                 {"linger.ms", "5"},
                 {"batch.size", "1000000"},
@@ -178,4 +179,35 @@ int tally_kafka_partitions(rd_kafka_t *rk, const char *topic, int *count,
 out:
         rd_kafka_metadata_destroy(md);
         return rc;
+}
+
+int tally_kafka_commit(rd_kafka_t *rk, const char *topic,
+                       const tally_ckpt_pos *pos, int n,
+                       tally_commit_meta_fn meta, int (*keep)(void *, int32_t),
+                       void *opaque, int async, tally_err *err)
+{
+        rd_kafka_topic_partition_list_t *list;
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+        list = rd_kafka_topic_partition_list_new(n ? n : 1);
+        for (int i = 0; i < n; i++) {
+                char buf[256];
+                rd_kafka_topic_partition_t *tp;
+
+                if (keep && !keep(opaque, pos[i].partition))
+                        continue;
+                meta(buf, sizeof(buf), &pos[i], opaque);
+                tp = rd_kafka_topic_partition_list_add(list, topic,
+                                                       pos[i].partition);
+                tp->offset = pos[i].offset;
+                tp->metadata = strdup(buf);     /* freed with the list */
+                tp->metadata_size = strlen(buf);
+        }
+        if (list->cnt)
+                e = rd_kafka_commit(rk, list, async);
+        rd_kafka_topic_partition_list_destroy(list);
+        if (e)
+                return tally_err_set(err, "commit_failed", "commit %s: %s",
+                                     topic, rd_kafka_err2str(e));
+        return 0;
 }

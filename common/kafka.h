@@ -6,6 +6,7 @@
 #pragma once
 #include <librdkafka/rdkafka.h>
 
+#include "common/ckpt.h"
 #include "common/config.h"
 #include "common/err.h"
 
@@ -39,3 +40,16 @@ int tally_kafka_partitions(rd_kafka_t *rk, const char *topic, int *count,
 int64_t tally_now_mono_ms(void);
 /* Wall clock in epoch ms (only for record timestamps of heartbeats). */
 int64_t tally_now_wall_ms(void);
+
+/* Formats the commit metadata of one position into buf (NUL-terminated). */
+typedef void (*tally_commit_meta_fn)(char *buf, size_t n,
+                                     const tally_ckpt_pos *pos, void *opaque);
+
+/* Commits pos[0..n) of topic for the group of consumer rk, each with
+ * metadata (rd_kafka_commit keeps it; the offset store would drop it).
+ * keep(partition) filters positions of partitions no longer owned.
+ * Returns 0, or -1 with err (a synchronous commit that failed). */
+int tally_kafka_commit(rd_kafka_t *rk, const char *topic,
+                       const tally_ckpt_pos *pos, int n,
+                       tally_commit_meta_fn meta, int (*keep)(void *, int32_t),
+                       void *opaque, int async, tally_err *err);

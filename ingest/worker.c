@@ -6,27 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ckpt.h"
 #include "common/clean_codec.h"
 #include "common/dlq.h"
 #include "common/kafka.h"
 #include "common/log.h"
+#include "common/producer.h"
 #include "common/signals.h"
 
 #define BATCH_MSGS 4096
-
-typedef struct ingest_snap {
-        int32_t partition;
-        int64_t next_offset;
-        int64_t progress;
-} ingest_snap;
-
-typedef struct ingest_ckpt {
-        struct ingest_ckpt *next;
-        long outstanding;               /* records not yet acknowledged */
-        int sealed;
-        int nsnap;
-        ingest_snap *snap;
-} ingest_ckpt;
 
 typedef struct ingest_origin {
         uint32_t gen;                   /* group generation state is for */
@@ -45,13 +33,14 @@ struct ingest_worker {
         int id;
         pthread_t thread;
         int started;
-        rd_kafka_t *producer;
+        tally_producer prod;
         rd_kafka_queue_t *queue;        /* borrowed from the group */
         ingest_decoder *dec;
         tally_clean_writer *writers;    /* [clean_partitions] */
         size_t pending_bytes;
         ingest_origin *origins;         /* [raw_partitions] */
-        ingest_ckpt *cur, *head, *tail;
+        tally_ckpt_queue ckq;
+        tally_ckpt_pos *snap;           /* [raw_partitions] scratch */
         int64_t last_flush_mono, last_commit_mono;
         int fatal;
         /* message being decoded */
@@ -70,63 +59,6 @@ static void worker_fail(ingest_worker *w, const char *msg, const tally_err *err)
         tally_stop_request();
 }
 
-static void worker_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
-                         void *opaque)
-{
-        ingest_worker *w = opaque;
-        ingest_ckpt *c = rkm->_private;
-
-        (void)rk;
-        if (rkm->err) {
-                tally_err err;
-
-                /* a gap followed by a later batch would hide readings:
-                 * stop here and let the successor replay */
-                tally_err_set(&err, "delivery_failed", "topic=%s partition=%d: %s",
-                              rd_kafka_topic_name(rkm->rkt), rkm->partition,
-                              rd_kafka_err2str(rkm->err));
-                worker_fail(w, "delivery_failed", &err);
-                return;
-        }
-        if (c)
-                c->outstanding--;
-}
-
-static ingest_ckpt *worker_cur(ingest_worker *w)
-{
-        if (!w->cur) {
-                w->cur = calloc(1, sizeof(*w->cur));
-                if (!w->cur)
-                        abort();
-        }
-        return w->cur;
-}
-
-/* Produces a copy of buf to topic/partition, counted in the checkpoint. */
-static int worker_produce(ingest_worker *w, const char *topic, int32_t partition,
-                          const void *buf, size_t len, ingest_ckpt *c,
-                          tally_err *err)
-{
-        rd_kafka_resp_err_t e;
-
-        for (;;) {
-                e = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(topic),
-                                      RD_KAFKA_V_PARTITION(partition),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_VALUE((void *)buf, len),
-                                      RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
-                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                        break;
-                rd_kafka_poll(w->producer, 10);
-        }
-        if (e)
-                return tally_err_set(err, "kafka", "produce to %s [%d]: %s",
-                                     topic, partition, rd_kafka_err2str(e));
-        if (c)
-                c->outstanding++;
-        return 0;
-}
-
 static int worker_dlq(ingest_worker *w, const char *reason, const char *detail,
                       int32_t index, int32_t element, const void *val,
                       size_t len, tally_err *err)
@@ -140,11 +72,11 @@ static int worker_dlq(ingest_worker *w, const char *reason, const char *detail,
                 .value = val, .value_len = len,
                 .key = m->key, .key_len = m->key_len,
         };
-        ingest_ckpt *c = worker_cur(w);
+        tally_ckpt *c = tally_ckpt_open(&w->ckq);
 
-        if (tally_dlq_produce(w->producer, w->cfg->common.topic_dlq, &rec, c, err))
+        if (tally_dlq_produce(w->prod.rk, w->cfg->common.topic_dlq, &rec, c, err))
                 return -1;
-        c->outstanding++;
+        tally_ckpt_sent(c);
         atomic_fetch_add(&w->ctx->stats.rejected, 1);
         tally_log_debug("rejected", "reason=%s partition=%d offset=%" PRId64
                         " index=%d detail=\"%s\"", reason, m->partition,
@@ -253,7 +185,7 @@ static int worker_handle(ingest_worker *w, const rd_kafka_message_t *m,
         atomic_fetch_add(&w->ctx->stats.messages, 1);
         w->msg = m;
         w->msg_origin = o;
-        worker_cur(w);
+        tally_ckpt_open(&w->ckq);
         if (worker_heartbeat_value(m)) {
                 char buf[32];
                 long long h;
@@ -315,7 +247,7 @@ static int worker_owned(const ingest_worker *w, int32_t p)
 static int worker_flush(ingest_worker *w, tally_err *err)
 {
         const tally_common_cfg *c = &w->cfg->common;
-        ingest_ckpt *ck = w->cur;
+        tally_ckpt *ck = w->ckq.cur;
         int32_t np = w->ctx->raw_partitions, nc = w->ctx->clean_partitions;
         int changed = 0, n = 0;
 
@@ -329,7 +261,7 @@ static int worker_flush(ingest_worker *w, tally_err *err)
                 if (!cw->count)
                         continue;
                 bytes = tally_clean_writer_finish(cw, &len);
-                if (worker_produce(w, c->topic_clean, cp, bytes, len, ck, err))
+                if (tally_producer_send(&w->prod, c->topic_clean, cp, NULL, 0, bytes, len, ck, err))
                         return -1;
                 tally_clean_writer_reset(cw);
                 atomic_fetch_add(&w->ctx->stats.batches, 1);
@@ -339,9 +271,6 @@ static int worker_flush(ingest_worker *w, tally_err *err)
                 if (worker_owned(w, p) && w->origins[p].progress != INT64_MIN &&
                     w->origins[p].progress != w->origins[p].marked)
                         changed = 1;
-        ck->snap = calloc((size_t)np / (size_t)c->threads + 1, sizeof(*ck->snap));
-        if (!ck->snap)
-                abort();
         if (changed) {
                 /* tell every clean partition how far our origins are */
                 tally_clean_origin *org = calloc((size_t)np, sizeof(*org));
@@ -362,78 +291,57 @@ static int worker_flush(ingest_worker *w, tally_err *err)
                 tally_clean_progress_encode(&w->scratch, np, org, no);
                 free(org);
                 for (int32_t cp = 0; cp < nc; cp++)
-                        if (worker_produce(w, c->topic_clean, cp, w->scratch.data,
-                                           w->scratch.len, ck, err))
+                        if (tally_producer_send(&w->prod, c->topic_clean, cp, NULL, 0,
+                                                w->scratch.data, w->scratch.len,
+                                                ck, err))
                                 return -1;
         }
         for (int32_t p = w->id; p < np; p += (int32_t)c->threads) {
                 ingest_origin *o = &w->origins[p];
                 if (!worker_owned(w, p) || o->next_offset < 0)
                         continue;
-                ck->snap[n].partition = p;
-                ck->snap[n].next_offset = o->next_offset;
-                ck->snap[n].progress = o->progress;
+                w->snap[n].partition = p;
+                w->snap[n].offset = o->next_offset;
+                w->snap[n].value = o->progress;
                 n++;
         }
-        ck->nsnap = n;
-        ck->sealed = 1;
-        if (w->tail)
-                w->tail->next = ck;
-        else
-                w->head = ck;
-        w->tail = ck;
-        w->cur = NULL;
+        tally_ckpt_seal(&w->ckq, w->snap, n);
         w->last_flush_mono = tally_now_mono_ms();
         return 0;
+}
+
+static void worker_meta(char *buf, size_t n, const tally_ckpt_pos *pos,
+                        void *opaque)
+{
+        ingest_worker *w = opaque;
+
+        ingest_meta_format(buf, n, pos->value, w->ctx->clean_partitions);
+}
+
+static int worker_keep(void *opaque, int32_t partition)
+{
+        return worker_owned(opaque, partition);
 }
 
 /* Commits the offsets of the completed checkpoints at the queue's head. */
 static void worker_commit(ingest_worker *w, int sync)
 {
-        ingest_snap *best = NULL;
-        int nbest = 0;
-        rd_kafka_topic_partition_list_t *list;
-        rd_kafka_resp_err_t e;
+        tally_ckpt_pos *pos;
+        tally_err err;
+        int n;
 
         w->last_commit_mono = tally_now_mono_ms();
+        if (w->prod.failed && !w->fatal)
+                worker_fail(w, "delivery_failed", &w->prod.err);
         if (w->fatal)
                 return;
-        while (w->head && w->head->sealed && w->head->outstanding == 0) {
-                ingest_ckpt *ck = w->head;
-
-                w->head = ck->next;
-                if (!w->head)
-                        w->tail = NULL;
-                free(best);
-                best = ck->snap;        /* later snapshots supersede */
-                nbest = ck->nsnap;
-                free(ck);
-        }
-        if (!best)
-                return;
-        list = rd_kafka_topic_partition_list_new(nbest);
-        for (int i = 0; i < nbest; i++) {
-                char meta[96];
-                rd_kafka_topic_partition_t *tp;
-
-                if (!worker_owned(w, best[i].partition))
-                        continue;
-                ingest_meta_format(meta, sizeof(meta), best[i].progress,
-                                   w->ctx->clean_partitions);
-                tp = rd_kafka_topic_partition_list_add(list, w->cfg->common.topic_raw,
-                                                       best[i].partition);
-                tp->offset = best[i].next_offset;
-                tp->metadata = strdup(meta);
-                tp->metadata_size = strlen(meta);
-        }
-        free(best);
-        if (list->cnt) {
-                e = rd_kafka_commit(tally_group_rk(w->ctx->group), list, !sync);
-                if (e && sync)
-                        tally_log_warn("commit_failed", "worker=%d error=\"%s\"",
-                                       w->id, rd_kafka_err2str(e));
-        }
-        rd_kafka_topic_partition_list_destroy(list);
+        n = tally_ckpt_pop_done(&w->ckq, &pos);
+        if (n && tally_kafka_commit(tally_group_rk(w->ctx->group),
+                                    w->cfg->common.topic_raw, pos, n,
+                                    worker_meta, worker_keep, w, !sync, &err))
+                tally_log_warn("commit_failed", "worker=%d error=\"%s\"",
+                               w->id, err.msg);
+        free(pos);
 }
 
 static void worker_heartbeats(ingest_worker *w, int64_t now)
@@ -461,7 +369,7 @@ static void worker_heartbeats(ingest_worker *w, int64_t now)
                 else
                         hb = o->progress + (now - o->last_activity_mono);
                 snprintf(val, sizeof(val), "%" PRId64, hb);
-                if (rd_kafka_producev(w->producer,
+                if (rd_kafka_producev(w->prod.rk,
                                       RD_KAFKA_V_TOPIC(cfg->common.topic_raw),
                                       RD_KAFKA_V_PARTITION(p),
                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -483,7 +391,7 @@ static void *worker_main(void *arg)
         rd_kafka_message_t *msgs[BATCH_MSGS];
         tally_err err;
 
-        while (!tally_stop_requested() && !w->fatal) {
+        while (!tally_stop_requested() && !w->fatal && !w->prod.failed) {
                 ssize_t n = rd_kafka_consume_batch_queue(w->queue, 50, msgs,
                                                          BATCH_MSGS);
                 int64_t now;
@@ -498,15 +406,15 @@ static void *worker_main(void *arg)
                     worker_flush(w, &err))
                         worker_fail(w, "ingest_failed", &err);
                 worker_heartbeats(w, now);
-                rd_kafka_poll(w->producer, 0);
+                rd_kafka_poll(w->prod.rk, 0);
                 if (now - w->last_commit_mono >= w->cfg->commit_ms)
                         worker_commit(w, 0);
         }
         /* graceful: finish in-flight work, wait for acks, commit */
         if (!w->fatal && worker_flush(w, &err))
                 worker_fail(w, "ingest_failed", &err);
-        while (!w->fatal && w->head && rd_kafka_outq_len(w->producer) > 0)
-                rd_kafka_poll(w->producer, 100);
+        while (!w->fatal && tally_ckpt_pending(&w->ckq) > 0)
+                rd_kafka_poll(w->prod.rk, 100);
         worker_commit(w, 1);
         return NULL;
 }
@@ -514,7 +422,6 @@ static void *worker_main(void *arg)
 ingest_worker *ingest_worker_new(ingest_ctx *ctx, int id, tally_err *err)
 {
         ingest_worker *w = calloc(1, sizeof(*w));
-        rd_kafka_conf_t *conf;
         ingest_limits lim;
 
         if (!w)
@@ -530,15 +437,10 @@ ingest_worker *ingest_worker_new(ingest_ctx *ctx, int id, tally_err *err)
         w->dec = ingest_decoder_new(&lim);
         w->writers = calloc((size_t)ctx->clean_partitions, sizeof(*w->writers));
         w->origins = calloc((size_t)ctx->raw_partitions, sizeof(*w->origins));
-        if (!w->dec || !w->writers || !w->origins)
+        w->snap = calloc((size_t)ctx->raw_partitions, sizeof(*w->snap));
+        if (!w->dec || !w->writers || !w->origins || !w->snap)
                 abort();
-        conf = tally_kafka_conf_new(&ctx->cfg->common, TALLY_KAFKA_PRODUCER, err);
-        if (!conf)
-                goto fail;
-        rd_kafka_conf_set_opaque(conf, w);
-        rd_kafka_conf_set_dr_msg_cb(conf, worker_dr_cb);
-        w->producer = tally_kafka_new(RD_KAFKA_PRODUCER, conf, err);
-        if (!w->producer)
+        if (tally_producer_init(&w->prod, &ctx->cfg->common, err))
                 goto fail;
         w->last_flush_mono = w->last_commit_mono = tally_now_mono_ms();
         return w;
@@ -566,20 +468,9 @@ void ingest_worker_free(ingest_worker *w)
 {
         if (!w)
                 return;
-        if (w->producer) {
-                rd_kafka_flush(w->producer, 10000);
-                rd_kafka_destroy(w->producer);
-        }
-        while (w->head) {
-                ingest_ckpt *ck = w->head;
-                w->head = ck->next;
-                free(ck->snap);
-                free(ck);
-        }
-        if (w->cur) {
-                free(w->cur->snap);
-                free(w->cur);
-        }
+        tally_producer_close(&w->prod, 10000);
+        tally_ckpt_queue_free(&w->ckq);
+        free(w->snap);
         for (int32_t i = 0; w->writers && i < w->ctx->clean_partitions; i++)
                 tally_clean_writer_free(&w->writers[i]);
         free(w->writers);

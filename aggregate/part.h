@@ -1,0 +1,74 @@
+/* aggregate/part.h -- the event-time state of one clean partition: its
+ * origins' progress and watermark, and the open windows (finest
+ * resolution) of its series. Pure logic, no I/O: the worker feeds it
+ * readings and progress markers and is called back for what to emit.
+ * Owned by the partition's worker thread.
+ *
+ * Rules (docs/delivery.md):
+ * - watermark = min over all raw partitions of their progress (an origin
+ *   not heard from holds it at INT64_MIN);
+ * - a reading is too_late iff its progress stamp > end + disorder + lateness;
+ * - a reading at or below the highest origin position already counted from
+ *   that origin for its window is a duplicate;
+ * - a window is emitted when watermark > end + disorder, re-emitted when a
+ *   reading is added later, and final (freed) when watermark > end +
+ *   disorder + lateness; readings of windows ending below final_below
+ *   were counted before and are skipped. */
+#pragma once
+#include <stdint.h>
+
+#include "aggregate/series.h"
+#include "common/err.h"
+#include "common/reading.h"
+
+typedef struct agg_params {
+        int64_t window_ms;
+        int64_t disorder_ms;
+        int64_t lateness_ms;
+} agg_params;
+
+typedef struct agg_win {
+        uint32_t series;
+        uint8_t dirty;
+        uint16_t nmore;                 /* origins beyond the first */
+        int64_t count;
+        double sum, min, max;
+        int64_t first_ts, last_ts;
+        double first_value, last_value;
+        tally_pos first_pos, last_pos;
+        int64_t min_offset;             /* lowest clean offset of its readings */
+        tally_pos seen;                 /* highest position counted, first origin */
+        tally_pos *more;                /* same for further origins */
+} agg_win;
+
+typedef enum agg_add_result {
+        AGG_COUNTED,
+        AGG_DUPLICATE,
+        AGG_TOO_LATE,
+        AGG_FINAL,                      /* window already final: counted before */
+} agg_add_result;
+
+typedef struct agg_part agg_part;
+
+/* Called for every window to (re-)emit; return 0, or -1 to stop. */
+typedef int (*agg_emit_fn)(void *opaque, const agg_series *s, int64_t start,
+                           const agg_win *w);
+
+agg_part *agg_part_new(const agg_params *p, int64_t final_below);
+void agg_part_free(agg_part *pt);
+
+agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
+                            int64_t clean_offset);
+/* A progress marker entry (or a reading's stamp) for one origin. */
+void agg_part_progress(agg_part *pt, int32_t raw_partitions, int32_t origin,
+                       int64_t progress_ms);
+/* Emits dirty windows past watermark - disorder and frees final ones. */
+int agg_part_advance(agg_part *pt, agg_emit_fn emit, void *opaque);
+
+int64_t agg_part_watermark(const agg_part *pt);
+/* Windows whose end is below this are final. */
+int64_t agg_part_final_below(const agg_part *pt);
+/* Lowest clean offset an open window still needs, or -1 if none. */
+int64_t agg_part_min_offset(const agg_part *pt);
+uint64_t agg_part_open_windows(const agg_part *pt);
+const agg_series_table *agg_part_series(const agg_part *pt);

@@ -1,0 +1,77 @@
+#include "common/producer.h"
+
+#include "common/kafka.h"
+#include "common/log.h"
+#include "common/signals.h"
+
+static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                           void *opaque)
+{
+        tally_producer *p = opaque;
+
+        (void)rk;
+        if (rkm->err) {
+                if (!p->failed)
+                        tally_err_set(&p->err, "delivery_failed",
+                                      "topic=%s partition=%d: %s",
+                                      rd_kafka_topic_name(rkm->rkt),
+                                      rkm->partition, rd_kafka_err2str(rkm->err));
+                p->failed = 1;
+                tally_stop_request();
+                return;
+        }
+        if (rkm->_private)
+                tally_ckpt_acked(rkm->_private);
+}
+
+int tally_producer_init(tally_producer *p, const tally_common_cfg *c,
+                        tally_err *err)
+{
+        rd_kafka_conf_t *conf = tally_kafka_conf_new(c, TALLY_KAFKA_PRODUCER, err);
+
+        p->failed = 0;
+        p->rk = NULL;
+        if (!conf)
+                return -1;
+        rd_kafka_conf_set_opaque(conf, p);
+        rd_kafka_conf_set_dr_msg_cb(conf, producer_dr_cb);
+        p->rk = tally_kafka_new(RD_KAFKA_PRODUCER, conf, err);
+        return p->rk ? 0 : -1;
+}
+
+int tally_producer_send(tally_producer *p, const char *topic,
+                        int32_t partition, const void *key, size_t key_len,
+                        const void *buf, size_t len, tally_ckpt *c,
+                        tally_err *err)
+{
+        rd_kafka_resp_err_t e;
+
+        for (;;) {
+                e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
+                                      RD_KAFKA_V_PARTITION(partition),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_KEY((void *)key, key_len),
+                                      RD_KAFKA_V_VALUE((void *)buf, len),
+                                      RD_KAFKA_V_OPAQUE(c), RD_KAFKA_V_END);
+                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        break;
+                rd_kafka_poll(p->rk, 10);       /* serve delivery reports */
+        }
+        if (e)
+                return tally_err_set(err, "kafka", "produce to %s [%d]: %s",
+                                     topic, partition, rd_kafka_err2str(e));
+        if (c)
+                tally_ckpt_sent(c);
+        return 0;
+}
+
+void tally_producer_close(tally_producer *p, int timeout_ms)
+{
+        if (!p->rk)
+                return;
+        if (rd_kafka_flush(p->rk, timeout_ms))
+                tally_log_warn("producer_unflushed", "pending=%d",
+                               rd_kafka_outq_len(p->rk));
+        rd_kafka_destroy(p->rk);
+        p->rk = NULL;
+}

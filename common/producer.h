@@ -1,0 +1,34 @@
+/* common/producer.h -- a worker's own producer whose delivery reports
+ * acknowledge checkpoints (common/ckpt.h). A failed delivery marks the
+ * producer failed and requests a stop: records after a gap must not be
+ * committed past, so the process ends and its successor replays.
+ * One owner thread, which also serves the delivery reports (poll). */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/ckpt.h"
+#include "common/config.h"
+#include "common/err.h"
+
+typedef struct tally_producer {
+        rd_kafka_t *rk;
+        int failed;
+        tally_err err;                  /* the first delivery failure */
+} tally_producer;
+
+/* Creates the producer; returns 0 or -1 (err). */
+int tally_producer_init(tally_producer *p, const tally_common_cfg *c,
+                        tally_err *err);
+/* Produces a copy of buf to topic/partition (RD_KAFKA_PARTITION_UA for the
+ * partitioner) with key; counts it in c (may be NULL). Polls while the
+ * local queue is full. Returns 0 or -1 (err). */
+int tally_producer_send(tally_producer *p, const char *topic,
+                        int32_t partition, const void *key, size_t key_len,
+                        const void *buf, size_t len, tally_ckpt *c,
+                        tally_err *err);
+/* Waits up to timeout_ms for everything sent to be acknowledged, then
+ * destroys the producer. */
+void tally_producer_close(tally_producer *p, int timeout_ms);
