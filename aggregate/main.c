@@ -1,0 +1,143 @@
+/* tally-aggregate: rolls normalized readings (tally.clean) up into
+ * event-time windows at the finest resolution and writes versioned rollups
+ * (tally.rollups); too-late readings go to the dead-letter topic. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate/agg.h"
+#include "aggregate/worker.h"
+#include "common/kafka.h"
+#include "common/log.h"
+#include "common/signals.h"
+
+static const tally_opt agg_opts[] = {
+        TALLY_COMMON_OPTS(agg_cfg),
+        {"group", TALLY_OPT_STR, "tally-aggregate", offsetof(agg_cfg, group),
+         "consumer group id", 0, 0, 0},
+        {"commit-interval", TALLY_OPT_DURATION, "500ms", offsetof(agg_cfg, commit_ms),
+         "how often acknowledged offsets are committed", 10, 60000, 0},
+        {"emit-interval", TALLY_OPT_DURATION, "20ms", offsetof(agg_cfg, emit_ms),
+         "how often watermarks are checked for windows to emit", 1, 10000, 0},
+};
+#define NOPTS (sizeof(agg_opts) / sizeof(agg_opts[0]))
+
+static int agg_assign(void *app, rd_kafka_topic_partition_list_t *parts,
+                      tally_err *err)
+{
+        agg_ctx *ctx = app;
+        rd_kafka_resp_err_t e;
+
+        for (int i = 0; i < parts->cnt; i++)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        e = rd_kafka_committed(tally_group_rk(ctx->group), parts, 30000);
+        if (e)
+                return tally_err_set(err, "kafka", "reading committed offsets: %s",
+                                     rd_kafka_err2str(e));
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int64_t *fb = &ctx->final_below[tp->partition];
+
+                if (tp->offset < 0) {
+                        *fb = INT64_MIN;
+                        tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+                        continue;
+                }
+                if (!tp->metadata ||
+                    agg_meta_parse(tp->metadata, tp->metadata_size, fb))
+                        return tally_err_set(err, "bad_commit",
+                                "%s [%d]: committed offset %" PRId64
+                                " has no tally-aggregate metadata (committed by another tool?)",
+                                tp->topic, tp->partition, tp->offset);
+        }
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        agg_cfg cfg;
+        agg_ctx *ctx;
+        agg_worker **workers = NULL;
+        rd_kafka_conf_t *conf;
+        enum tally_log_level lvl;
+        tally_err err;
+        int rc, nworkers = 0, exit_code = 1;
+        static const tally_group_hooks hooks = {agg_assign, NULL};
+
+        memset(&cfg, 0, sizeof(cfg));
+        tally_err_clear(&err);
+        rc = tally_config_parse("tally-aggregate",
+                "Rolls normalized readings (tally.clean) up into event-time windows and writes versioned rollups (tally.rollups).",
+                agg_opts, NOPTS, &cfg, &cfg.common.kafka, argc, argv, &err);
+        if (rc == 1)
+                return 0;
+        if (rc < 0 || tally_log_level_parse(cfg.common.log_level, &lvl)) {
+                fprintf(stderr, "tally-aggregate: %s\n",
+                        rc < 0 ? err.msg : "--log-level: expected debug, info, warn or error");
+                return 2;
+        }
+        tally_log_init("aggregate", lvl);
+        tally_signals_install();
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+                abort();
+        ctx->cfg = &cfg;
+        conf = tally_kafka_conf_new(&cfg.common, TALLY_KAFKA_CONSUMER, &err);
+        if (!conf || tally_kafka_conf_set(conf, "group.id", cfg.group, &err) ||
+            tally_kafka_conf_set(conf, "enable.partition.eof", "false", &err))
+                goto out;
+        ctx->group = tally_group_new(conf, cfg.common.topic_clean,
+                                     (int)cfg.common.threads, &hooks, ctx, &err);
+        if (!ctx->group)
+                goto out;
+        if (tally_kafka_partitions(tally_group_rk(ctx->group), cfg.common.topic_clean,
+                                   &ctx->clean_partitions, 30000, &err) ||
+            tally_kafka_partitions(tally_group_rk(ctx->group), cfg.common.topic_rollups,
+                                   &ctx->rollup_partitions, 30000, &err))
+                goto out;
+        if (ctx->clean_partitions > TALLY_GROUP_MAX_PARTITIONS) {
+                tally_err_set(&err, "bad_topic", "%s has more than %d partitions",
+                              cfg.common.topic_clean, TALLY_GROUP_MAX_PARTITIONS);
+                goto out;
+        }
+        workers = calloc((size_t)cfg.common.threads, sizeof(*workers));
+        if (!workers)
+                abort();
+        for (nworkers = 0; nworkers < cfg.common.threads; nworkers++) {
+                workers[nworkers] = agg_worker_new(ctx, nworkers, &err);
+                if (!workers[nworkers] || agg_worker_start(workers[nworkers], &err))
+                        goto out;
+        }
+        tally_log_info("started", "clean=%s clean_partitions=%d rollups=%s rollup_partitions=%d threads=%d window_ms=%" PRId64,
+                       cfg.common.topic_clean, ctx->clean_partitions,
+                       cfg.common.topic_rollups, ctx->rollup_partitions, nworkers,
+                       cfg.common.windows.ms[0]);
+        while (!tally_stop_requested()) {
+                if (tally_group_poll(ctx->group, 100, &err))
+                        goto out;
+        }
+        exit_code = atomic_load(&ctx->failed) ? 1 : 0;
+        err.reason[0] = '\0';
+out:
+        tally_stop_request();
+        for (int i = 0; workers && i < cfg.common.threads; i++)
+                if (workers[i])
+                        agg_worker_join(workers[i]);
+        if (ctx->group)
+                tally_group_close(ctx->group);
+        for (int i = 0; workers && i < cfg.common.threads; i++)
+                agg_worker_free(workers[i]);
+        free(workers);
+        tally_group_free(ctx->group);
+        if (exit_code && err.reason[0])
+                tally_log_error("stopped", "reason=%s error=\"%s\"", err.reason, err.msg);
+        tally_log_info("exit", "code=%d readings=%lld duplicates=%lld too_late=%lld final_skipped=%lld rollups=%lld markers=%lld",
+                       exit_code, (long long)ctx->stats.readings,
+                       (long long)ctx->stats.duplicates, (long long)ctx->stats.too_late,
+                       (long long)ctx->stats.final_skipped,
+                       (long long)ctx->stats.rollups, (long long)ctx->stats.markers);
+        free(ctx);
+        tally_config_free(agg_opts, NOPTS, &cfg, &cfg.common.kafka);
+        return exit_code;
+}
