@@ -1,0 +1,69 @@
+/* store/batch.h -- one worker's batch of decoded rollups and the
+ * PostgreSQL transaction that writes it:
+ *   COPY rows into a temp staging table; upsert the newest version per key
+ *   into the finest table (only where it is newer); recompute the coarser
+ *   rows those keys touch from the finest rows; advance the offsets rows
+ *   of the batch's partitions, fenced by their owner epoch; COMMIT.
+ * A batch is owned by one worker thread and reused (memory is bounded by
+ * its capacity). Nothing here logs; results come back as codes + err. */
+#pragma once
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/rollup.h"
+#include "store/pg.h"
+
+typedef struct store_row {
+        tally_rollup r;
+        int32_t partition;
+} store_row;
+
+typedef struct store_batch_part {
+        int32_t partition;
+        int64_t next_offset;            /* last offset in the batch + 1 */
+        int64_t epoch;                  /* owner epoch from assignment */
+} store_batch_part;
+
+typedef struct store_batch {
+        store_row *rows;
+        size_t n, cap;
+        store_batch_part *parts;
+        size_t nparts, parts_cap;
+        size_t dlq;                     /* records sent to the DLQ */
+        int64_t opened_ms;              /* monotonic time of first record */
+        tally_buf copy;                 /* COPY text, rebuilt per attempt */
+} store_batch;
+
+/* STORE_PG_OK / RETRY / FATAL, or STALE: some partitions' epochs moved on
+ * (another owner); the transaction was rolled back and their partition
+ * numbers are in stale[] (count *nstale). */
+#define STORE_PG_STALE (-3)
+
+void store_batch_init(store_batch *b, size_t cap);
+void store_batch_free(store_batch *b);
+void store_batch_clear(store_batch *b);
+static inline int store_batch_empty(const store_batch *b)
+{
+        return b->nparts == 0;
+}
+/* The slot for the next row (caller fills r, then calls _commit_row). */
+store_row *store_batch_next_row(store_batch *b);
+void store_batch_commit_row(store_batch *b, int32_t partition);
+/* Records that offset of partition is consumed under epoch. */
+void store_batch_offset(store_batch *b, int32_t partition, int64_t offset,
+                        int64_t epoch);
+/* Removes every row and offset of partition (it was taken over). */
+void store_batch_drop_partition(store_batch *b, int32_t partition);
+
+/* Once per new connection: creates the staging table. */
+store_pg_rc store_batch_prepare(PGconn *conn, tally_err *err);
+
+/* Writes the batch in one transaction (see top). windows->ms[0] is the
+ * finest window. Partitions for the touched buckets are created first,
+ * outside the transaction. */
+int store_batch_write(PGconn *conn, store_batch *b, const char *topic,
+                      const tally_windows *windows, int32_t *stale,
+                      size_t *nstale, tally_err *err);

@@ -1,0 +1,201 @@
+/* tally-store: writes tally.rollups into PostgreSQL, exactly once: each
+ * batch is one transaction that upserts the newest versions, recomputes
+ * the coarser resolutions and advances the consumed offsets (fenced by an
+ * owner epoch). Positions live in PostgreSQL, never in Kafka. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/kafka.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "store/pg.h"
+#include "store/schema.h"
+#include "store/store.h"
+#include "store/worker.h"
+
+static const tally_opt store_opts[] = {
+        TALLY_COMMON_OPTS(store_cfg),
+        {"pg", TALLY_OPT_STR, "dbname=tally", offsetof(store_cfg, pg),
+         "PostgreSQL connection string (libpq conninfo or URI)", 0, 0, 1},
+        {"group", TALLY_OPT_STR, "tally-store", offsetof(store_cfg, group),
+         "consumer group id", 0, 0, 0},
+        {"batch-max", TALLY_OPT_INT, "20000", offsetof(store_cfg, batch_max),
+         "rollups per transaction and worker (bounds memory)", 1, 1000000, 0},
+        {"batch-ms", TALLY_OPT_DURATION, "200ms", offsetof(store_cfg, batch_ms),
+         "longest a rollup waits before its batch is written", 1, 60000, 0},
+        {"retention", TALLY_OPT_DURATION, "0", offsetof(store_cfg, retention_ms),
+         "drop time partitions older than this (0 = keep everything)", 0,
+         INT64_C(0x7fffffffffff), 0},
+        {"partitions-ahead", TALLY_OPT_DURATION, "3d",
+         offsetof(store_cfg, ahead_ms),
+         "create time partitions this far ahead of now", 0, 31536000000, 0},
+        {"maintenance-interval", TALLY_OPT_DURATION, "10m",
+         offsetof(store_cfg, maintenance_ms),
+         "how often partitions ahead and retention are checked", 1000,
+         86400000, 0},
+};
+#define NOPTS (sizeof(store_opts) / sizeof(store_opts[0]))
+
+/* Dead letters must never be lost: a failed delivery stops the store
+ * before the offsets it covers are committed. */
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+        store_ctx *ctx = opaque;
+
+        (void)rk;
+        if (rkm->err) {
+                tally_log_error("dlq_delivery_failed", "error=\"%s\"",
+                                rd_kafka_err2str(rkm->err));
+                atomic_store(&ctx->dlq_failed, 1);
+                tally_stop_request();
+        }
+}
+
+/* Schema and partitions; retried while PostgreSQL is unreachable. */
+static int maintain(store_ctx *ctx, PGconn **conn, int first)
+{
+        const store_cfg *cfg = ctx->cfg;
+
+        for (;;) {
+                tally_err err;
+                store_pg_rc rc;
+                int dropped = 0;
+
+                if (!*conn) {
+                        *conn = store_pg_connect_retry(cfg->pg, "maintenance");
+                        if (!*conn)
+                                return first ? -1 : 0;
+                }
+                rc = store_schema_migrate(*conn, &cfg->common.windows,
+                                          cfg->ahead_ms, &err);
+                if (!rc && cfg->retention_ms)
+                        rc = store_retention_apply(*conn, &cfg->common.windows,
+                                                   cfg->retention_ms, &dropped,
+                                                   &err);
+                if (!rc)
+                        return 0;
+                if (rc == STORE_PG_FATAL) {
+                        tally_log_error("schema_failed", "error=\"%s\"", err.msg);
+                        return -1;
+                }
+                tally_log_warn("schema_retry", "error=\"%s\"", err.msg);
+                PQfinish(*conn);
+                *conn = NULL;
+                if (!first)
+                        return 0;       /* try again next interval */
+        }
+}
+
+int main(int argc, char **argv)
+{
+        static const tally_group_hooks hooks = {store_assign, NULL};
+        store_cfg cfg;
+        store_ctx *ctx;
+        store_worker **workers;
+        rd_kafka_conf_t *conf;
+        PGconn *mconn = NULL;
+        enum tally_log_level lvl;
+        tally_err err;
+        char safe[512];
+        int rc, exit_code = 1, nworkers = 0;
+        int64_t next_maint;
+
+        memset(&cfg, 0, sizeof(cfg));
+        tally_err_clear(&err);
+        rc = tally_config_parse("tally-store",
+                "Writes rollups (tally.rollups) into PostgreSQL exactly once and derives the coarser resolutions.",
+                store_opts, NOPTS, &cfg, &cfg.common.kafka, argc, argv, &err);
+        if (rc == 1)
+                return 0;
+        if (rc < 0 || tally_log_level_parse(cfg.common.log_level, &lvl)) {
+                fprintf(stderr, "tally-store: %s\n", rc < 0 ? err.msg :
+                        "--log-level: expected debug, info, warn or error");
+                return 2;
+        }
+        tally_log_init("store", lvl);
+        tally_signals_install();
+        ctx = calloc(1, sizeof(*ctx));
+        workers = calloc((size_t)cfg.common.threads, sizeof(*workers));
+        if (!ctx || !workers)
+                abort();
+        ctx->cfg = &cfg;
+        store_pg_redact(cfg.pg, safe, sizeof(safe));
+        tally_log_info("starting", "pg=\"%s\" topic=%s group=%s threads=%d",
+                       safe, cfg.common.topic_rollups, cfg.group,
+                       (int)cfg.common.threads);
+
+        if (maintain(ctx, &mconn, 1)) {
+                if (tally_stop_requested() && !mconn)
+                        exit_code = 0;
+                goto out;
+        }
+        next_maint = tally_now_mono_ms() + cfg.maintenance_ms;
+
+        conf = tally_kafka_conf_new(&cfg.common, TALLY_KAFKA_PRODUCER, &err);
+        if (!conf)
+                goto fail;
+        rd_kafka_conf_set_opaque(conf, ctx);
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+        ctx->producer = tally_kafka_new(RD_KAFKA_PRODUCER, conf, &err);
+        if (!ctx->producer)
+                goto fail;
+        conf = tally_kafka_conf_new(&cfg.common, TALLY_KAFKA_CONSUMER, &err);
+        if (!conf || tally_kafka_conf_set(conf, "group.id", cfg.group, &err))
+                goto fail;
+        ctx->group = tally_group_new(conf, cfg.common.topic_rollups,
+                                     (int)cfg.common.threads, &hooks, ctx,
+                                     &err);
+        if (!ctx->group)
+                goto fail;
+        for (; nworkers < cfg.common.threads; nworkers++) {
+                workers[nworkers] = store_worker_start(ctx, nworkers, &err);
+                if (!workers[nworkers])
+                        goto fail;
+        }
+        tally_log_info("running", "threads=%d", nworkers);
+        while (!tally_stop_requested()) {
+                if (tally_group_poll(ctx->group, 100, &err)) {
+                        if (!strcmp(err.reason, "stopping"))
+                                break;
+                        goto fail;
+                }
+                rd_kafka_poll(ctx->producer, 0);
+                if (tally_now_mono_ms() >= next_maint) {
+                        if (maintain(ctx, &mconn, 0))
+                                goto fail_logged;
+                        next_maint = tally_now_mono_ms() + cfg.maintenance_ms;
+                }
+        }
+        exit_code = atomic_load(&ctx->fatal) || atomic_load(&ctx->dlq_failed)
+                            ? 1 : 0;
+        goto out;
+fail:
+        tally_log_error("fatal", "reason=%s error=\"%s\"", err.reason, err.msg);
+fail_logged:
+        exit_code = 1;
+out:
+        tally_stop_request();
+        for (int i = 0; i < nworkers; i++)
+                store_worker_stop(workers[i]);  /* writes in-flight batches */
+        if (ctx->group) {
+                tally_group_close(ctx->group);
+                tally_group_free(ctx->group);
+        }
+        if (ctx->producer) {
+                rd_kafka_flush(ctx->producer, 10000);
+                rd_kafka_destroy(ctx->producer);
+        }
+        tally_log_info("stopped", "rows=%lld dlq=%lld batches=%lld "
+                       "taken_over=%lld exit=%d",
+                       (long long)atomic_load(&ctx->rows),
+                       (long long)atomic_load(&ctx->dlq),
+                       (long long)atomic_load(&ctx->batches),
+                       (long long)atomic_load(&ctx->stale), exit_code);
+        PQfinish(mconn);
+        free(workers);
+        free(ctx);
+        tally_config_free(store_opts, NOPTS, &cfg, &cfg.common.kafka);
+        return exit_code;
+}

@@ -1,0 +1,104 @@
+#include "store/pg.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/signals.h"
+
+PGconn *store_pg_connect(const char *conninfo, tally_err *err)
+{
+        PGconn *conn = PQconnectdb(conninfo);
+
+        if (PQstatus(conn) != CONNECTION_OK) {
+                char msg[400];
+
+                snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+                msg[strcspn(msg, "\n")] = 0;
+                tally_err_set(err, "pg_connect", "connect: %s", msg);
+                PQfinish(conn);
+                return NULL;
+        }
+        return conn;
+}
+
+static void sleep_ms(int64_t ms)
+{
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+        nanosleep(&ts, NULL);
+}
+
+PGconn *store_pg_connect_retry(const char *conninfo, const char *who)
+{
+        int64_t backoff = 100;
+
+        while (!tally_stop_requested()) {
+                tally_err err;
+                PGconn *conn = store_pg_connect(conninfo, &err);
+
+                if (conn)
+                        return conn;
+                tally_log_warn("pg_unreachable", "who=%s retry_ms=%lld "
+                               "error=\"%s\"", who, (long long)backoff,
+                               err.msg);
+                for (int64_t t = 0; t < backoff && !tally_stop_requested();
+                     t += 50)
+                        sleep_ms(50);
+                backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        }
+        return NULL;
+}
+
+store_pg_rc store_pg_fail(PGconn *conn, const PGresult *res, const char *what,
+                          tally_err *err)
+{
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                                : NULL;
+        const char *text = res ? PQresultErrorMessage(res) : NULL;
+        char msg[400];
+
+        if (!text || !*text)
+                text = PQerrorMessage(conn);
+        snprintf(msg, sizeof(msg), "%s", text);
+        msg[strcspn(msg, "\n")] = 0;    /* libpq ends messages with \n */
+        tally_err_set(err, "pg", "%s: %s (SQLSTATE %s)", what, msg,
+                      state ? state : "none");
+        if (PQstatus(conn) != CONNECTION_OK)
+                return STORE_PG_RETRY;
+        if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
+                      !strncmp(state, "08", 2) || !strcmp(state, "57P01") ||
+                      !strcmp(state, "57P02") || !strcmp(state, "57P03")))
+                return STORE_PG_RETRY;
+        return STORE_PG_FATAL;
+}
+
+store_pg_rc store_pg_exec(PGconn *conn, const char *sql, const char *what,
+                          tally_err *err)
+{
+        PGresult *res = PQexec(conn, sql);
+        store_pg_rc rc = STORE_PG_OK;
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+            PQresultStatus(res) != PGRES_TUPLES_OK)
+                rc = store_pg_fail(conn, res, what, err);
+        PQclear(res);
+        return rc;
+}
+
+void store_pg_redact(const char *conninfo, char *out, size_t cap)
+{
+        const char *p = strstr(conninfo, "password=");
+
+        if (!p) {
+                snprintf(out, cap, "%s", conninfo);
+                return;
+        }
+        snprintf(out, cap, "%.*spassword=***", (int)(p - conninfo), conninfo);
+        p += 9;
+        p += strcspn(p, " ");
+        if (*p && strlen(out) + strlen(p) < cap)
+                strcat(out, p);
+}

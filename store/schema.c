@@ -1,0 +1,381 @@
+/* store/schema.c -- migrations, per-window tables and time partitions.
+ *
+ * Static objects (schema, roles, offsets table) are numbered migrations
+ * recorded in tally.schema_migrations. Per-window objects depend on the
+ * configured window sizes, so they are created idempotently (IF NOT
+ * EXISTS / OR REPLACE) on every start, under the same advisory lock. */
+#include "store/schema.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/kafka.h"
+#include "common/log.h"
+#include "common/timefmt.h"
+
+#define DAY_MS INT64_C(86400000)
+#define SCHEMA_LOCK_KEY INT64_C(7216373200001)  /* "tally" schema lock */
+#define PART_LOCK_KEY INT64_C(7216373200002)    /* partition creation */
+
+static const char *const migrations[] = {
+        /* 1: offsets, roles */
+        "CREATE TABLE IF NOT EXISTS tally.store_offsets ("
+        " topic text NOT NULL,"
+        " partition integer NOT NULL,"
+        " next_offset bigint NOT NULL DEFAULT -1,"
+        " epoch bigint NOT NULL DEFAULT 0,"
+        " updated_at timestamptz NOT NULL DEFAULT now(),"
+        " PRIMARY KEY (topic, partition));"
+        "COMMENT ON TABLE tally.store_offsets IS 'tally-store positions in "
+        "the rollups topic (next_offset -1 = from the beginning) and the "
+        "owner epoch bumped on every assignment';"
+        "DO $$ BEGIN"
+        " IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tally_writer')"
+        " THEN CREATE ROLE tally_writer NOLOGIN; END IF;"
+        " IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tally_reader')"
+        " THEN CREATE ROLE tally_reader NOLOGIN; END IF;"
+        " END $$;"
+        "GRANT USAGE ON SCHEMA tally TO tally_writer, tally_reader;"
+        "GRANT SELECT, INSERT, UPDATE ON tally.store_offsets TO tally_writer;",
+};
+
+void store_window_label(int64_t ms, char *out, size_t cap)
+{
+        if (ms % DAY_MS == 0)
+                snprintf(out, cap, "%" PRId64 "d", ms / DAY_MS);
+        else if (ms % 3600000 == 0)
+                snprintf(out, cap, "%" PRId64 "h", ms / 3600000);
+        else if (ms % 60000 == 0)
+                snprintf(out, cap, "%" PRId64 "m", ms / 60000);
+        else if (ms % 1000 == 0)
+                snprintf(out, cap, "%" PRId64 "s", ms / 1000);
+        else
+                snprintf(out, cap, "%" PRId64 "ms", ms);
+}
+
+int64_t store_partition_span(int64_t window_ms)
+{
+        if (window_ms < 3600000)
+                return DAY_MS;
+        if (window_ms < DAY_MS)
+                return 7 * DAY_MS;
+        return 28 * DAY_MS;
+}
+
+#define ROLLUP_COLUMNS                                                  \
+        " site text NOT NULL,"                                          \
+        " device text NOT NULL,"                                        \
+        " metric text NOT NULL,"                                        \
+        " bucket timestamptz NOT NULL,"                                 \
+        " count bigint NOT NULL,"                                       \
+        " sum double precision NOT NULL,"                               \
+        " min double precision NOT NULL,"                               \
+        " max double precision NOT NULL,"                               \
+        " first_value double precision NOT NULL,"                       \
+        " first_ts timestamptz NOT NULL,"                               \
+        " first_partition integer NOT NULL,"                            \
+        " first_offset bigint NOT NULL,"                                \
+        " first_index integer NOT NULL,"                                \
+        " last_value double precision NOT NULL,"                        \
+        " last_ts timestamptz NOT NULL,"                                \
+        " last_partition integer NOT NULL,"                             \
+        " last_offset bigint NOT NULL,"                                 \
+        " last_index integer NOT NULL,"                                 \
+        " version bigint NOT NULL,"                                     \
+        " updated_at timestamptz NOT NULL DEFAULT now(),"
+
+static void window_sql(tally_buf *b, int64_t ms, int finest)
+{
+        char l[24];
+
+        store_window_label(ms, l, sizeof(l));
+        tally_buf_printf(b,
+                "CREATE TABLE IF NOT EXISTS tally.rollup_%s_data (" ROLLUP_COLUMNS
+                " PRIMARY KEY (site, device, metric, bucket))"
+                " PARTITION BY RANGE (bucket);"
+                "CREATE TABLE IF NOT EXISTS tally.rollup_%s_data_default"
+                " PARTITION OF tally.rollup_%s_data DEFAULT;"
+                "CREATE INDEX IF NOT EXISTS rollup_%s_device_bucket"
+                " ON tally.rollup_%s_data (device, bucket);"
+                "CREATE INDEX IF NOT EXISTS rollup_%s_site_metric_bucket"
+                " ON tally.rollup_%s_data (site, metric, bucket);"
+                "COMMENT ON TABLE tally.rollup_%s_data IS '%s rollups per "
+                "(site, device, metric, bucket)%s; query the view "
+                "tally.rollup_%s';"
+                "CREATE OR REPLACE VIEW tally.rollup_%s AS SELECT"
+                " site, device, metric, bucket, count, sum,"
+                " sum / count AS mean, min, max, first_value, first_ts,"
+                " last_value, last_ts, version, updated_at"
+                " FROM tally.rollup_%s_data;"
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON tally.rollup_%s_data"
+                " TO tally_writer;"
+                "GRANT SELECT ON tally.rollup_%s TO tally_reader, tally_writer;",
+                l, l, l, l, l, l, l, l, l,
+                finest ? ", written from tally.rollups"
+                       : ", merged from the finest rows",
+                l, l, l, l, l);
+}
+
+static store_pg_rc run_migrations(PGconn *conn, tally_err *err)
+{
+        PGresult *res;
+        int have;
+        store_pg_rc rc;
+
+        rc = store_pg_exec(conn,
+                "CREATE SCHEMA IF NOT EXISTS tally;"
+                "CREATE TABLE IF NOT EXISTS tally.schema_migrations ("
+                " version integer PRIMARY KEY,"
+                " applied_at timestamptz NOT NULL DEFAULT now())",
+                "schema_migrations", err);
+        if (rc)
+                return rc;
+        res = PQexec(conn, "SELECT coalesce(max(version), 0) "
+                           "FROM tally.schema_migrations");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                rc = store_pg_fail(conn, res, "read migrations", err);
+                PQclear(res);
+                return rc;
+        }
+        have = atoi(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        for (int v = have + 1;
+             v <= (int)(sizeof(migrations) / sizeof(*migrations)); v++) {
+                tally_buf b = TALLY_BUF_INIT;
+
+                tally_buf_printf(&b, "BEGIN;%s;INSERT INTO "
+                                 "tally.schema_migrations(version) VALUES "
+                                 "(%d);COMMIT", migrations[v - 1], v);
+                tally_buf_putc(&b, 0);
+                rc = store_pg_exec(conn, (char *)b.data, "migration", err);
+                tally_buf_free(&b);
+                if (rc) {
+                        PQclear(PQexec(conn, "ROLLBACK"));
+                        return rc;
+                }
+                tally_log_info("schema_migrated", "version=%d", v);
+        }
+        return STORE_PG_OK;
+}
+
+static store_pg_rc create_partition(PGconn *conn, int64_t window_ms,
+                                    int64_t part_start, tally_err *err);
+
+store_pg_rc store_schema_migrate(PGconn *conn, const tally_windows *w,
+                                 int64_t ahead_ms, tally_err *err)
+{
+        char sql[128];
+        tally_buf b = TALLY_BUF_INIT;
+        store_pg_rc rc;
+        int64_t now = tally_now_wall_ms();
+
+        snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%" PRId64 ")",
+                 SCHEMA_LOCK_KEY);
+        if ((rc = store_pg_exec(conn, sql, "schema lock", err)))
+                return rc;
+        if ((rc = run_migrations(conn, err)))
+                goto out;
+        tally_buf_printf(&b, "BEGIN;");
+        for (int i = 0; i < w->n; i++)
+                window_sql(&b, w->ms[i], i == 0);
+        tally_buf_printf(&b, "COMMIT");
+        tally_buf_putc(&b, 0);
+        rc = store_pg_exec(conn, (char *)b.data, "window tables", err);
+        if (rc) {
+                PQclear(PQexec(conn, "ROLLBACK"));
+                goto out;
+        }
+        for (int i = 0; i < w->n; i++) {
+                int64_t span = store_partition_span(w->ms[i]);
+                int64_t from = tally_window_start(now - 2 * DAY_MS, span);
+
+                for (int64_t t = from; t <= now + ahead_ms; t += span)
+                        if ((rc = create_partition(conn, w->ms[i], t, err)))
+                                goto out;
+        }
+out:
+        tally_buf_free(&b);
+        snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%" PRId64 ")",
+                 SCHEMA_LOCK_KEY);
+        if (PQstatus(conn) == CONNECTION_OK)
+                PQclear(PQexec(conn, sql));
+        return rc;
+}
+
+/* ---- partitions -------------------------------------------------------- */
+
+#define CACHE_SLOTS 4096
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { int64_t window, start; } cache[CACHE_SLOTS];
+static int cache_used;
+
+static size_t cache_slot(int64_t window, int64_t start)
+{
+        uint64_t h = (uint64_t)window * 0x9e3779b97f4a7c15u ^
+                     (uint64_t)start * 0xc2b2ae3d27d4eb4fu;
+
+        return (size_t)(h % CACHE_SLOTS);
+}
+
+static int cache_has(int64_t window, int64_t start)
+{
+        int found = 0;
+
+        pthread_mutex_lock(&cache_mu);
+        for (size_t i = cache_slot(window, start); cache[i].window;
+             i = (i + 1) % CACHE_SLOTS) {
+                if (cache[i].window == window && cache[i].start == start) {
+                        found = 1;
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&cache_mu);
+        return found;
+}
+
+static void cache_add(int64_t window, int64_t start)
+{
+        size_t i;
+
+        pthread_mutex_lock(&cache_mu);
+        if (cache_used >= CACHE_SLOTS / 2) {    /* keep probing short */
+                memset(cache, 0, sizeof(cache));
+                cache_used = 0;
+        }
+        for (i = cache_slot(window, start); cache[i].window;
+             i = (i + 1) % CACHE_SLOTS)
+                if (cache[i].window == window && cache[i].start == start)
+                        goto out;
+        cache[i].window = window;
+        cache[i].start = start;
+        cache_used++;
+out:
+        pthread_mutex_unlock(&cache_mu);
+}
+
+static void part_name(int64_t window_ms, int64_t start, char *out,
+                      size_t cap)
+{
+        char l[24], ts[32];
+
+        store_window_label(window_ms, l, sizeof(l));
+        tally_time_format(start, ts);
+        snprintf(out, cap, "rollup_%s_data_p%.4s%.2s%.2s", l, ts, ts + 5,
+                 ts + 8);
+}
+
+/* One short transaction: creates the partition unless it exists or the
+ * DEFAULT partition already holds rows of its range (creating it would
+ * then fail; those buckets simply stay in DEFAULT). */
+static store_pg_rc create_partition(PGconn *conn, int64_t window_ms,
+                                    int64_t part_start, tally_err *err)
+{
+        char name[96], l[24], lo[32], hi[32], sql[1400];
+        int64_t span = store_partition_span(window_ms);
+        store_pg_rc rc;
+
+        if (cache_has(window_ms, part_start))
+                return STORE_PG_OK;
+        store_window_label(window_ms, l, sizeof(l));
+        part_name(window_ms, part_start, name, sizeof(name));
+        tally_time_format(part_start, lo);
+        tally_time_format(part_start + span, hi);
+        snprintf(sql, sizeof(sql),
+                 "BEGIN;SELECT pg_advisory_xact_lock(%" PRId64 ");"
+                 "DO $$ BEGIN"
+                 " IF to_regclass('tally.%s') IS NULL AND NOT EXISTS ("
+                 "  SELECT 1 FROM tally.rollup_%s_data_default"
+                 "  WHERE bucket >= '%s' AND bucket < '%s') THEN"
+                 "  CREATE TABLE tally.%s PARTITION OF tally.rollup_%s_data"
+                 "  FOR VALUES FROM ('%s') TO ('%s');"
+                 " END IF; END $$;COMMIT",
+                 PART_LOCK_KEY, name, l, lo, hi, name, l, lo, hi);
+        rc = store_pg_exec(conn, sql, "create partition", err);
+        if (rc) {
+                if (PQstatus(conn) == CONNECTION_OK)
+                        PQclear(PQexec(conn, "ROLLBACK"));
+                return rc;
+        }
+        cache_add(window_ms, part_start);
+        return STORE_PG_OK;
+}
+
+store_pg_rc store_partition_ensure(PGconn *conn, int64_t window_ms,
+                                   int64_t start_ms, tally_err *err)
+{
+        int64_t span = store_partition_span(window_ms);
+        int64_t part = tally_window_start(start_ms, span);
+        int64_t now = tally_now_wall_ms();
+
+        if (part + span < now - 35 * DAY_MS || part > now + 35 * DAY_MS)
+                return STORE_PG_OK;     /* DEFAULT partition takes it */
+        return create_partition(conn, window_ms, part, err);
+}
+
+store_pg_rc store_retention_apply(PGconn *conn, const tally_windows *w,
+                                  int64_t retention_ms, int *dropped,
+                                  tally_err *err)
+{
+        int64_t cutoff = tally_now_wall_ms() - retention_ms;
+        char cut[32];
+        store_pg_rc rc = STORE_PG_OK;
+
+        *dropped = 0;
+        tally_time_format(cutoff, cut);
+        for (int i = 0; i < w->n; i++) {
+                char l[24], sql[512];
+                int64_t span = store_partition_span(w->ms[i]);
+                PGresult *res;
+
+                store_window_label(w->ms[i], l, sizeof(l));
+                snprintf(sql, sizeof(sql),
+                         "SELECT c.relname FROM pg_inherits i"
+                         " JOIN pg_class c ON c.oid = i.inhrelid"
+                         " WHERE i.inhparent = 'tally.rollup_%s_data'::regclass"
+                         " AND c.relname ~ '_p[0-9]{8}$'", l);
+                res = PQexec(conn, sql);
+                if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        rc = store_pg_fail(conn, res, "list partitions", err);
+                        PQclear(res);
+                        return rc;
+                }
+                for (int r = 0; r < PQntuples(res); r++) {
+                        const char *name = PQgetvalue(res, r, 0);
+                        const char *d = name + strlen(name) - 8;
+                        char iso[40];
+                        int64_t start;
+
+                        snprintf(iso, sizeof(iso),
+                                 "%.4s-%.2s-%.2sT00:00:00Z", d, d + 4, d + 6);
+                        if (tally_time_parse(iso, strlen(iso), &start) ||
+                            start + span > cutoff)
+                                continue;
+                        snprintf(sql, sizeof(sql), "DROP TABLE tally.%s",
+                                 name);
+                        if ((rc = store_pg_exec(conn, sql, "drop partition",
+                                                err)))
+                                break;
+                        (*dropped)++;
+                        tally_log_info("partition_dropped", "table=%s", name);
+                }
+                PQclear(res);
+                if (rc)
+                        return rc;
+                if (*dropped) {         /* forget dropped partitions */
+                        pthread_mutex_lock(&cache_mu);
+                        memset(cache, 0, sizeof(cache));
+                        cache_used = 0;
+                        pthread_mutex_unlock(&cache_mu);
+                }
+                snprintf(sql, sizeof(sql),
+                         "DELETE FROM tally.rollup_%s_data_default"
+                         " WHERE bucket < '%s'", l, cut);
+                if ((rc = store_pg_exec(conn, sql, "retention default", err)))
+                        return rc;
+        }
+        return rc;
+}

@@ -1,0 +1,294 @@
+/* store/worker.c -- the worker loop (see worker.h).
+ *
+ * Ordering: a record's offset enters the batch whether it became a row or
+ * a dead letter; dead letters are flushed to Kafka (acknowledged) before
+ * the transaction that advances their offset commits, so a crash can only
+ * repeat a dead letter, never lose one. A partition whose generation
+ * changed (revoked, maybe reassigned) first has the batch written under
+ * its old epoch (which then fails fencing if another owner took it). */
+#include "store/worker.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/dlq.h"
+#include "common/kafka.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "store/batch.h"
+#include "store/pg.h"
+
+struct store_worker {
+        store_ctx *ctx;
+        int id;
+        pthread_t th;
+        atomic_int stop;
+        PGconn *conn;
+        store_batch batch;
+        char who[16];
+        uint32_t gen[TALLY_GROUP_MAX_PARTITIONS];   /* gen our state is for */
+        uint32_t lost[TALLY_GROUP_MAX_PARTITIONS];  /* gen taken over */
+        int64_t epoch[TALLY_GROUP_MAX_PARTITIONS];
+};
+
+static void sleep_ms(int64_t ms)
+{
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+        nanosleep(&ts, NULL);
+}
+
+/* Waits until every dead letter is acknowledged. */
+static int dlq_settle(store_worker *w)
+{
+        rd_kafka_t *p = w->ctx->producer;
+
+        while (rd_kafka_outq_len(p) > 0 && !atomic_load(&w->ctx->dlq_failed))
+                rd_kafka_flush(p, 100);
+        return atomic_load(&w->ctx->dlq_failed) ? -1 : 0;
+}
+
+/* Writes the batch; retries connection and serialization failures.
+ * Returns 0 (written or abandoned on stop) or -1 (fatal, logged). */
+static int worker_flush(store_worker *w)
+{
+        const store_cfg *cfg = w->ctx->cfg;
+        store_batch *b = &w->batch;
+        int64_t backoff = 100;
+        int32_t stale[TALLY_GROUP_MAX_PARTITIONS];
+
+        if (store_batch_empty(b))
+                return 0;
+        if (b->dlq && dlq_settle(w)) {
+                tally_log_error("dlq_delivery_failed", "worker=%d", w->id);
+                return -1;
+        }
+        for (;;) {
+                tally_err err;
+                size_t nstale = 0;
+                int64_t t0 = tally_now_mono_ms();
+                int rc;
+
+                if (!w->conn) {
+                        w->conn = store_pg_connect_retry(cfg->pg, w->who);
+                        if (!w->conn)
+                                goto abandon;   /* stop requested */
+                        if (store_batch_prepare(w->conn, &err)) {
+                                tally_log_warn("pg_error", "worker=%d error=\"%s\"",
+                                               w->id, err.msg);
+                                PQfinish(w->conn);
+                                w->conn = NULL;
+                                continue;
+                        }
+                }
+                rc = store_batch_write(w->conn, b, cfg->common.topic_rollups,
+                                       &cfg->common.windows, stale, &nstale,
+                                       &err);
+                if (rc == STORE_PG_OK) {
+                        tally_log_debug("batch_written",
+                                "worker=%d rows=%zu partitions=%zu dlq=%zu ms=%lld",
+                                w->id, b->n, b->nparts, b->dlq,
+                                (long long)(tally_now_mono_ms() - t0));
+                        atomic_fetch_add(&w->ctx->rows, (long long)b->n);
+                        atomic_fetch_add(&w->ctx->dlq, (long long)b->dlq);
+                        atomic_fetch_add(&w->ctx->batches, 1);
+                        store_batch_clear(b);
+                        return 0;
+                }
+                if (rc == STORE_PG_STALE) {
+                        for (size_t i = 0; i < nstale; i++) {
+                                int32_t p = stale[i];
+
+                                tally_log_warn("partition_taken_over",
+                                        "worker=%d partition=%d epoch=%" PRId64
+                                        " note=\"another owner; batch part dropped\"",
+                                        w->id, p, w->epoch[p]);
+                                w->lost[p] = w->gen[p];
+                                store_batch_drop_partition(b, p);
+                                atomic_fetch_add(&w->ctx->stale, 1);
+                        }
+                        if (store_batch_empty(b)) {
+                                store_batch_clear(b);
+                                return 0;
+                        }
+                        continue;
+                }
+                if (rc == STORE_PG_RETRY) {
+                        tally_log_warn("batch_retry", "worker=%d retry_ms=%lld "
+                                       "error=\"%s\"", w->id,
+                                       (long long)backoff, err.msg);
+                        if (PQstatus(w->conn) != CONNECTION_OK) {
+                                PQfinish(w->conn);
+                                w->conn = NULL;
+                        }
+                        if (tally_stop_requested() && !w->conn)
+                                goto abandon;
+                        sleep_ms(backoff);
+                        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                        continue;
+                }
+                tally_log_error("batch_failed", "worker=%d rows=%zu error=\"%s\"",
+                                w->id, b->n, err.msg);
+                return -1;
+        }
+abandon:
+        /* nothing was committed: the next owner re-reads these offsets */
+        tally_log_warn("batch_abandoned", "worker=%d rows=%zu", w->id, b->n);
+        store_batch_clear(b);
+        return 0;
+}
+
+static int batch_has(const store_batch *b, int32_t p)
+{
+        for (size_t i = 0; i < b->nparts; i++)
+                if (b->parts[i].partition == p)
+                        return 1;
+        return 0;
+}
+
+static int worker_dead_letter(store_worker *w, const rd_kafka_message_t *rkm,
+                              const tally_err *why)
+{
+        const store_cfg *cfg = w->ctx->cfg;
+        tally_dlq_rec rec = {
+                .stage = "store",
+                .reason = why->reason,
+                .detail = why->msg,
+                .origin_topic = cfg->common.topic_rollups,
+                .origin_partition = rkm->partition,
+                .origin_offset = rkm->offset,
+                .origin_index = -1,
+                .origin_element = -1,
+                .value = rkm->payload,
+                .value_len = rkm->len,
+                .key = rkm->key,
+                .key_len = rkm->key_len,
+        };
+        tally_err err;
+
+        tally_log_warn("rejected", "worker=%d reason=%s partition=%d "
+                       "offset=%" PRId64 " detail=\"%s\"", w->id, why->reason,
+                       rkm->partition, rkm->offset, why->msg);
+        if (tally_dlq_produce(w->ctx->producer, cfg->common.topic_dlq, &rec,
+                              NULL, &err)) {
+                tally_log_error("dlq_produce_failed", "worker=%d error=\"%s\"",
+                                w->id, err.msg);
+                return -1;
+        }
+        w->batch.dlq++;
+        return 0;
+}
+
+static int worker_handle(store_worker *w, const rd_kafka_message_t *rkm)
+{
+        const store_cfg *cfg = w->ctx->cfg;
+        int32_t p = rkm->partition;
+        uint32_t gen;
+        store_row *row;
+        tally_err err;
+
+        if (rkm->err) {
+                if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        return 0;
+                if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+                        tally_log_error("consumer_position_lost",
+                                "worker=%d partition=%d error=\"%s\" note=\"rollups were removed before they were stored; partition stopped\"",
+                                w->id, p, rd_kafka_message_errstr(rkm));
+                else
+                        tally_log_warn("consumer_error", "worker=%d error=\"%s\"",
+                                       w->id, rd_kafka_message_errstr(rkm));
+                return 0;
+        }
+        if (p < 0 || p >= TALLY_GROUP_MAX_PARTITIONS)
+                return 0;
+        gen = tally_group_gen(w->ctx->group, p);
+        if (!(gen & 1) || gen == w->lost[p])
+                return 0;       /* no longer ours: the next owner reads it */
+        if (gen != w->gen[p]) {
+                /* new assignment: settle what the old one left first */
+                if (batch_has(&w->batch, p) && worker_flush(w))
+                        return -1;
+                w->gen[p] = gen;
+                w->epoch[p] = atomic_load(&w->ctx->epoch[p]);
+        }
+        if (w->batch.n >= w->batch.cap && worker_flush(w))
+                return -1;
+        row = store_batch_next_row(&w->batch);
+        if (tally_rollup_decode(rkm->payload, rkm->len, &row->r, &err) == 0) {
+                if (row->r.window_ms == cfg->common.windows.ms[0]) {
+                        store_batch_commit_row(&w->batch, p);
+                } else {
+                        tally_err_set(&err, "wrong_window",
+                                      "window_ms %" PRId64 " is not the "
+                                      "finest configured window %" PRId64,
+                                      row->r.window_ms,
+                                      cfg->common.windows.ms[0]);
+                        if (worker_dead_letter(w, rkm, &err))
+                                return -1;
+                }
+        } else if (worker_dead_letter(w, rkm, &err)) {
+                return -1;
+        }
+        store_batch_offset(&w->batch, p, rkm->offset, w->epoch[p]);
+        return 0;
+}
+
+static void *worker_main(void *arg)
+{
+        store_worker *w = arg;
+        const store_cfg *cfg = w->ctx->cfg;
+        rd_kafka_queue_t *q = tally_group_queue(w->ctx->group, w->id);
+        int failed = 0;
+
+        while (!atomic_load(&w->stop) && !failed) {
+                rd_kafka_message_t *rkm = rd_kafka_consume_queue(q, 50);
+
+                if (rkm) {
+                        failed = worker_handle(w, rkm) != 0;
+                        rd_kafka_message_destroy(rkm);
+                }
+                if (!failed && !store_batch_empty(&w->batch) &&
+                    tally_now_mono_ms() - w->batch.opened_ms >= cfg->batch_ms)
+                        failed = worker_flush(w) != 0;
+        }
+        if (!failed)
+                failed = worker_flush(w) != 0;  /* finish in-flight work */
+        if (failed) {
+                atomic_store(&w->ctx->fatal, 1);
+                tally_stop_request();
+        }
+        return NULL;
+}
+
+store_worker *store_worker_start(store_ctx *ctx, int id, tally_err *err)
+{
+        store_worker *w = calloc(1, sizeof(*w));
+
+        if (!w)
+                abort();
+        w->ctx = ctx;
+        w->id = id;
+        snprintf(w->who, sizeof(w->who), "worker-%d", id);
+        store_batch_init(&w->batch, (size_t)ctx->cfg->batch_max);
+        if (pthread_create(&w->th, NULL, worker_main, w)) {
+                store_batch_free(&w->batch);
+                free(w);
+                tally_err_set(err, "thread", "cannot start worker %d", id);
+                return NULL;
+        }
+        return w;
+}
+
+void store_worker_stop(store_worker *w)
+{
+        if (!w)
+                return;
+        atomic_store(&w->stop, 1);
+        pthread_join(w->th, NULL);
+        PQfinish(w->conn);
+        store_batch_free(&w->batch);
+        free(w);
+}

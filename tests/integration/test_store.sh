@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# tests/integration/test_store.sh -- tally-store end to end: a throwaway
+# PostgreSQL (tests/lib/pg.sh) and tally-devbroker; rollup JSON produced
+# to tally.rollups with kcat; rows checked in SQL.
+#
+# Cases: schema and views exist; finest rows and the derived 1h row
+# (count/sum/min/max/first/last merge); a newer version replaces an older
+# one; a re-delivered older version does not overwrite a newer one; the
+# same version twice in one batch; a bad record goes to tally.dlq with
+# its headers and does not stop the store (its offset advances); a
+# graceful stop (SIGTERM -> exit 0) and restart resumes from the offsets
+# in PostgreSQL; a record with the wrong window goes to the DLQ.
+set -u
+: "${TALLY_BIN:?set TALLY_BIN to the bin directory of the build}"
+SRC=${TALLY_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/lib/pg.sh"
+. "$SRC/tests/lib/broker.sh"
+
+WORK=$(mktemp -d /tmp/tally-store-test.XXXXXX)
+STORE_PID=
+FAILS=0
+
+cleanup() {
+        if [ -n "$STORE_PID" ]; then
+                kill -TERM "$STORE_PID" 2>/dev/null
+                wait "$STORE_PID" 2>/dev/null
+        fi
+        broker_stop
+        pg_stop
+        rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+        echo "FAIL: $*" >&2
+        FAILS=$((FAILS + 1))
+}
+
+check() {       # check "what" "sql" "expected"
+        local got
+        got=$(pg_sql "$2" 2>&1)
+        if [ "$got" != "$3" ]; then
+                fail "$1: got [$got] want [$3]"
+        else
+                echo "ok: $1"
+        fi
+}
+
+pg_start || { echo "cannot start PostgreSQL" >&2; exit 1; }
+broker_start --partitions-rollups 4 || { echo "cannot start broker" >&2; exit 1; }
+export TALLY_KAFKA_SESSION_TIMEOUT_MS=3000
+export TALLY_KAFKA_HEARTBEAT_INTERVAL_MS=500
+export TALLY_BATCH_MS=100
+export TALLY_THREADS=2
+
+start_store() {
+        "$TALLY_BIN/tally-store" --log-level debug >>"$WORK/store.log" 2>&1 &
+        STORE_PID=$!
+}
+
+stop_store() {  # graceful: must exit 0
+        local rc
+        kill -TERM "$STORE_PID"
+        wait "$STORE_PID"
+        rc=$?
+        STORE_PID=
+        [ "$rc" = 0 ] || fail "tally-store exited $rc on SIGTERM"
+}
+
+produce() {     # produce PARTITION < lines
+        kcat -P -b "$TALLY_BROKERS" -t tally.rollups -p "$1" ||
+                fail "kcat produce"
+}
+
+# rec DEVICE METRIC START_MS COUNT SUM MIN MAX FIRST_OFF VERSION [WINDOW]
+# first = (START+1000, MIN, origin [0,FIRST_OFF,0]); last = (START+59000, MAX,
+# origin [0,FIRST_OFF+1,0]).
+rec() {
+        local w=${10:-60000}
+        printf '{"v":1,"site":"DAL-07","device":"%s","metric":"%s",' "$1" "$2"
+        printf '"window_ms":%s,"start_ms":%s,"count":%s,"sum":%s,' "$w" "$3" "$4" "$5"
+        printf '"min":%s,"max":%s,' "$6" "$7"
+        printf '"first":{"ts_ms":%s,"value":%s,"origin":[0,%s,0]},' \
+                $(($3 + 1000)) "$6" "$8"
+        printf '"last":{"ts_ms":%s,"value":%s,"origin":[0,%s,0]},' \
+                $(($3 + 59000)) "$7" $(($8 + 1))
+        printf '"version":%s}\n' "$9"
+}
+
+# wait until the stored next offsets of all partitions sum to $1 records
+wait_offsets() {
+        local want=$1 i got
+        for i in $(seq 1 300); do
+                got=$(pg_sql "SELECT coalesce(sum(next_offset) FILTER (WHERE next_offset > 0), 0) FROM tally.store_offsets" 2>/dev/null)
+                [ "$got" = "$want" ] && return 0
+                if [ -n "$STORE_PID" ] && ! kill -0 "$STORE_PID" 2>/dev/null; then
+                        fail "tally-store died"
+                        return 1
+                fi
+                sleep 0.1
+        done
+        fail "offsets: got $got records stored, want $want"
+        return 1
+}
+
+NOW_MS=$(($(date +%s) * 1000))
+H=$((NOW_MS / 3600000 * 3600000 - 3600000))   # previous hour
+M0=$H; M1=$((H + 60000)); M2=$((H + 120000))
+HTS=$(date -u -d @$((H / 1000)) '+%Y-%m-%d %H:%M:%S+00')
+
+start_store
+
+# --- batch 1: two series, several minutes, newer versions in one batch,
+# the same version twice, a bad record in the middle.
+{
+        rec cooler-17 temperature_c $M0 2 7 3 4 10 2
+        rec cooler-17 temperature_c $M1 1 5 5 5 20 1
+        rec cooler-17 temperature_c $M1 3 12 2 5 20 3   # newer, same batch
+        rec cooler-17 temperature_c $M2 2 3 1 2 30 2
+        rec cooler-17 temperature_c $M2 2 3 1 2 30 2    # same version twice
+        echo 'this is not a rollup'
+} | produce 0
+{
+        rec meter-2 kwh $M0 4 40 1 20 100 4
+} | produce 1
+wait_offsets 7 || { cat "$WORK/store.log" >&2; exit 1; }
+
+check "views exist" \
+        "SELECT count(*) FROM information_schema.views WHERE table_schema='tally' AND table_name IN ('rollup_1m','rollup_1h')" 2
+check "migration recorded" "SELECT max(version) FROM tally.schema_migrations" 1
+check "roles exist" \
+        "SELECT count(*) FROM pg_roles WHERE rolname IN ('tally_writer','tally_reader') AND NOT rolcanlogin" 2
+check "reader may read the views" \
+        "SELECT has_table_privilege('tally_reader','tally.rollup_1m','SELECT')::text || has_table_privilege('tally_reader','tally.rollup_1m_data','SELECT')::text" \
+        "truefalse"
+check "default partition exists" \
+        "SELECT count(*) FROM pg_inherits WHERE inhparent='tally.rollup_1m_data'::regclass AND inhrelid='tally.rollup_1m_data_default'::regclass" 1
+check "bucket in a time partition" \
+        "SELECT tableoid::regclass::text ~ '_p[0-9]{8}\$' FROM tally.rollup_1m_data WHERE device='meter-2'" t
+check "1m rows of cooler-17" \
+        "SELECT string_agg(format('%s/%s/%s/%s/%s/%s', extract(epoch FROM bucket)::bigint*1000 - $H, count, sum, min, max, version), ' ' ORDER BY bucket) FROM tally.rollup_1m WHERE device='cooler-17'" \
+        "0/2/7/3/4/2 60000/3/12/2/5/3 120000/2/3/1/2/2"
+check "mean in the view" \
+        "SELECT mean FROM tally.rollup_1m WHERE device='cooler-17' AND bucket='$HTS'" 3.5
+check "1h row merges the 1m rows" \
+        "SELECT format('%s/%s/%s/%s/%s/%s/%s', bucket = '$HTS', count, sum, min, max, first_value, last_value) FROM tally.rollup_1h WHERE device='cooler-17'" \
+        "t/7/22/1/5/3/2"
+check "1h first/last times" \
+        "SELECT (extract(epoch FROM first_ts)*1000)::bigint - $H, (extract(epoch FROM last_ts)*1000)::bigint - $H FROM tally.rollup_1h WHERE device='cooler-17'" \
+        "1000|179000"
+check "1h row of meter-2" \
+        "SELECT count || '/' || sum FROM tally.rollup_1h WHERE device='meter-2'" "4/40"
+dlq=$(kcat -C -b "$TALLY_BROKERS" -t tally.dlq -o beginning -e -q \
+        -f '%h|%s\n' 2>/dev/null)
+case "$dlq" in
+*tally-reason=malformed_json*tally-stage=store*tally-origin-topic=tally.rollups*tally-origin-partition=0*tally-origin-offset=5*"|this is not a rollup")
+        echo "ok: dead letter with headers" ;;
+*) fail "dead letter: got [$dlq]" ;;
+esac
+
+# --- batch 2: an older version re-delivered must not overwrite.
+rec cooler-17 temperature_c $M1 1 5 5 5 20 1 | produce 0
+wait_offsets 8
+check "older version ignored" \
+        "SELECT count || '/' || version FROM tally.rollup_1m WHERE device='cooler-17' AND bucket='$HTS'::timestamptz + interval '1 minute'" "3/3"
+check "1h unchanged" \
+        "SELECT count || '/' || sum FROM tally.rollup_1h WHERE device='cooler-17'" "7/22"
+
+# --- graceful stop; records produced meanwhile are stored after restart
+stop_store
+{
+        rec cooler-17 temperature_c $M0 3 17 3 10 10 3        # newer
+        rec cooler-17 temperature_c $M0 3 17 3 10 10 3 120000 # wrong window
+} | produce 0
+start_store
+wait_offsets 10
+check "newer version after restart" \
+        "SELECT count || '/' || max || '/' || version FROM tally.rollup_1m WHERE device='cooler-17' AND bucket='$HTS'" "3/10/3"
+check "1h recomputed" \
+        "SELECT count || '/' || sum || '/' || max FROM tally.rollup_1h WHERE device='cooler-17'" "8/32/10"
+check "offsets per partition" \
+        "SELECT string_agg(partition || ':' || next_offset, ' ' ORDER BY partition) FROM tally.store_offsets" \
+        "0:9 1:1 2:-1 3:-1"
+n=$(kcat -C -b "$TALLY_BROKERS" -t tally.dlq -o beginning -e -q -f '%h\n' 2>/dev/null | grep -c 'tally-reason=wrong_window')
+[ "$n" = 1 ] && echo "ok: wrong window dead-lettered" || fail "wrong_window dlq count $n"
+check "epochs bumped on reassignment" \
+        "SELECT min(epoch) >= 2 FROM tally.store_offsets" t
+stop_store
+
+if grep -q 'level=error' "$WORK/store.log"; then
+        fail "errors in the store log"
+fi
+if [ "$FAILS" != 0 ]; then
+        echo "--- store log" >&2
+        tail -n 60 "$WORK/store.log" >&2
+        exit 1
+fi
+echo "PASS"
