@@ -144,22 +144,31 @@ static rd_kafka_t *gen_producer_new(const gen_cfg *cfg, gen_stats *st,
         return tally_kafka_new(RD_KAFKA_PRODUCER, conf, err);
 }
 
-/* Partition count of the raw topic: first make sure it exists (a
- * metadata request naming an unknown topic would create it), then ask
- * for that topic alone through its handle. */
-static int gen_topic_partitions(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
-                                const char *topic, int *count, tally_err *err)
+/* Partition count of the raw topic, and its handle. First make sure the
+ * topic exists with an all-topics request: naming an unknown topic in a
+ * metadata request (which a producer's rd_kafka_topic_new does at once)
+ * would create it on some brokers. Then ask for that topic alone. */
+static int gen_topic_partitions(rd_kafka_t *rk, const char *topic,
+                                rd_kafka_topic_t **rktp, int *count,
+                                tally_err *err)
 {
         const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt;
         rd_kafka_resp_err_t e;
         int all = 0;
 
         if (tally_kafka_partitions(rk, topic, &all, 30000, err) != 0)
                 return -1;
+        rkt = rd_kafka_topic_new(rk, topic, NULL);
+        if (!rkt)
+                return tally_err_set(err, "kafka", "topic %s: %s", topic,
+                                     rd_kafka_err2str(rd_kafka_last_error()));
         e = rd_kafka_metadata(rk, 0, rkt, &md, 30000);
-        if (e)
+        if (e) {
+                rd_kafka_topic_destroy(rkt);
                 return tally_err_set(err, "kafka", "metadata for %s: %s",
                                      topic, rd_kafka_err2str(e));
+        }
         if (md->topic_cnt != 1 || md->topics[0].err ||
             md->topics[0].partition_cnt != all) {
                 tally_err_set(err, "kafka", "metadata for %s disagrees "
@@ -167,10 +176,12 @@ static int gen_topic_partitions(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
                               md->topic_cnt ? md->topics[0].partition_cnt : -1,
                               all);
                 rd_kafka_metadata_destroy(md);
+                rd_kafka_topic_destroy(rkt);
                 return -1;
         }
-        *count = all;
         rd_kafka_metadata_destroy(md);
+        *count = all;
+        *rktp = rkt;
         return 0;
 }
 
@@ -299,14 +310,7 @@ int main(int argc, char **argv)
                 rk = gen_producer_new(&cfg, &st, &err);
                 if (!rk)
                         goto kafka_fail;
-                rkt = rd_kafka_topic_new(rk, cfg.common.topic_raw, NULL);
-                if (!rkt) {
-                        tally_err_set(&err, "kafka", "topic %s: %s",
-                                      cfg.common.topic_raw,
-                                      rd_kafka_err2str(rd_kafka_last_error()));
-                        goto kafka_fail;
-                }
-                if (gen_topic_partitions(rk, rkt, cfg.common.topic_raw,
+                if (gen_topic_partitions(rk, cfg.common.topic_raw, &rkt,
                                          &count, &err) != 0)
                         goto kafka_fail;
                 partitions = count;
