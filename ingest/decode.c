@@ -297,7 +297,8 @@ static const char *get_value(dec_run *run, json_t *v, const char *what,
         }
 }
 
-/* ts: an RFC 3339 string or integer epoch ms, within the bounds. */
+/* ts: an RFC 3339 string or integer epoch ms. The bounds are checked per
+ * reading, after its value (in_bounds). */
 static const char *get_ts(dec_run *run, json_t *obj, int64_t *out)
 {
         json_t *v = json_object_get(obj, "ts");
@@ -319,13 +320,16 @@ static const char *get_ts(dec_run *run, json_t *obj, int64_t *out)
                        "integer epoch milliseconds");
                 return "bad_timestamp";
         }
-        if (*out < run->ts_min || *out > run->ts_max) {
-                DETAIL(run, "ts %lld is outside [%lld, %lld] (record time "
-                       "bounds)", (long long)*out, (long long)run->ts_min,
-                       (long long)run->ts_max);
-                return "bad_timestamp";
-        }
         return NULL;
+}
+
+static const char *ts_bounds(dec_run *run, int64_t ts)
+{
+        if (ts >= run->ts_min && ts <= run->ts_max)
+                return NULL;
+        DETAIL(run, "ts %lld is outside [%lld, %lld] (record time bounds)",
+               (long long)ts, (long long)run->ts_min, (long long)run->ts_max);
+        return "bad_timestamp";
 }
 
 /* Text of one rejected reading of a report: its own single-reading
@@ -385,7 +389,8 @@ static int decode_element(dec_run *run, json_t *elem)
                         return emit_reject(run, "missing_field", NULL, 0,
                                            elem);
                 }
-                if ((why = get_value(run, v, "value", &r.value)))
+                if ((why = get_value(run, v, "value", &r.value)) ||
+                    (why = ts_bounds(run, r.ts_ms)))
                         return emit_reject(run, why, NULL, 0, elem);
                 return emit_reading(run, &r);
         }
@@ -416,7 +421,8 @@ static int decode_element(dec_run *run, json_t *elem)
                                                            elem, key, val);
                         } else if ((why = get_value(run, val,
                                                     "readings value",
-                                                    &r.value))) {
+                                                    &r.value)) ||
+                                   (why = ts_bounds(run, r.ts_ms))) {
                                 rc = reject_report_reading(run, why, elem,
                                                            key, val);
                         } else {

@@ -193,6 +193,23 @@ static const struct dcase cases[] = {
          X("0/0", "bad_timestamp", ONE_TS("1704067200"))},
         {"ts huge", ONE_TS("-9223372036854775808"), NULL,
          X("0/0", "bad_timestamp", ONE_TS("-9223372036854775808"))},
+        {"report ts out of bounds: checked per reading, after the value",
+         "{" SD ",\"ts\":1703462399999,\"readings\":{\"a\":1,\"b\":\"x\","
+         "\"c\":2}}", NULL,
+         X("0/0", "bad_timestamp", "{" SD ",\"ts\":1703462399999,"
+           "\"metric\":\"a\",\"value\":1}")
+         X("1/0", "bad_value", "{" SD ",\"ts\":1703462399999,"
+           "\"metric\":\"b\",\"value\":\"x\"}")
+         X("2/0", "bad_timestamp", "{" SD ",\"ts\":1703462399999,"
+           "\"metric\":\"c\",\"value\":2}")},
+        {"single: bad value before ts bounds",
+         "{" SD ",\"metric\":\"m\",\"value\":null,\"ts\":0}", NULL,
+         X("0/0", "bad_value",
+           "{" SD ",\"metric\":\"m\",\"value\":null,\"ts\":0}")},
+        {"single: unparsable ts before value",
+         "{" SD ",\"metric\":\"m\",\"value\":null,\"ts\":\"x\"}", NULL,
+         X("0/0", "bad_timestamp",
+           "{" SD ",\"metric\":\"m\",\"value\":null,\"ts\":\"x\"}")},
         {"report bad ts: one index", "{" SD ",\"ts\":\"x\",\"readings\":"
          "{\"a\":1,\"b\":2}}", NULL, X("0/0", "bad_timestamp",
          "{" SD ",\"ts\":\"x\",\"readings\":{\"a\":1,\"b\":2}}")},
