@@ -1,0 +1,128 @@
+# tests/lib/pipeline.sh -- run tally's daemons for a test or the demo and
+# check what lands in PostgreSQL against tally-gen's expected rollups.
+# Source after pg.sh and broker.sh (needs TALLY_BIN, TALLY_BROKERS, TALLY_PG).
+#
+#   pipeline_env                      # test-friendly Kafka group timings
+#   daemon_start NAME ARGS...         # starts tally-NAME in the background;
+#                                     # its pid is recorded in DAEMON_PIDS
+#   daemon_stop_all                   # SIGTERM all, fail if one exits non-zero
+#   pipeline_compare EXPECT_TSV       # prints the number of differing rows
+#   pipeline_wait EXPECT_TSV SECONDS  # waits until no row differs
+#   pipeline_diff EXPECT_TSV          # prints the first differing rows
+#   dlq_reasons                       # "reason count" of tally.dlq, deduplicated
+#
+# Daemon logs go to $PIPE_DIR/<name>-<n>.log.
+
+DAEMON_PIDS=()
+DAEMON_NAMES=()
+PIPE_DIR=${PIPE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/tally-pipe.XXXXXX")}
+
+pipeline_env() {
+        # the development broker stalls a rebalance for session.timeout - 1 s
+        export TALLY_KAFKA_SESSION_TIMEOUT_MS=${TALLY_KAFKA_SESSION_TIMEOUT_MS:-3000}
+        export TALLY_KAFKA_HEARTBEAT_INTERVAL_MS=${TALLY_KAFKA_HEARTBEAT_INTERVAL_MS:-500}
+}
+
+daemon_start() {
+        local name=$1
+        shift
+        local n=${#DAEMON_PIDS[@]}
+        "$TALLY_BIN/tally-$name" "$@" >>"$PIPE_DIR/$name-$n.log" 2>&1 &
+        DAEMON_PIDS+=($!)
+        DAEMON_NAMES+=("$name-$n")
+}
+
+daemon_stop_all() {
+        local i rc=0
+        for i in "${!DAEMON_PIDS[@]}"; do
+                [ -n "${DAEMON_PIDS[$i]}" ] && kill -TERM "${DAEMON_PIDS[$i]}" 2>/dev/null
+        done
+        for i in "${!DAEMON_PIDS[@]}"; do
+                [ -n "${DAEMON_PIDS[$i]}" ] || continue
+                if ! wait "${DAEMON_PIDS[$i]}"; then
+                        echo "daemon ${DAEMON_NAMES[$i]} exited non-zero; log tail:" >&2
+                        tail -n 5 "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" >&2
+                        rc=1
+                fi
+        done
+        DAEMON_PIDS=()
+        DAEMON_NAMES=()
+        return $rc
+}
+
+# The SQL that loads the expectation and lists differing rows of every
+# resolution found in it. $1 = TSV path, $2 = the final SELECT's list.
+_pipeline_sql() {
+        local tsv=$1 what=$2
+        cat <<SQL
+CREATE TEMP TABLE expected(window_ms bigint, site text, device text,
+  metric text, bucket_ms bigint, count bigint, sum float8, min float8,
+  max float8, first_ts_ms bigint, first_value float8, last_ts_ms bigint,
+  last_value float8);
+\copy expected FROM '$tsv'
+CREATE TEMP VIEW actual AS
+  SELECT 60000::bigint AS window_ms, * FROM tally.rollup_1m
+  UNION ALL SELECT 3600000::bigint, * FROM tally.rollup_1h;
+CREATE TEMP VIEW diff AS
+  SELECT coalesce(e.window_ms, a.window_ms) AS window_ms,
+         coalesce(e.site, a.site) AS site, coalesce(e.device, a.device) AS device,
+         coalesce(e.metric, a.metric) AS metric,
+         coalesce(to_timestamp(e.bucket_ms / 1000.0), a.bucket) AS bucket,
+         e.count AS exp_count, a.count AS got_count, e.sum AS exp_sum,
+         a.sum AS got_sum, e.min AS exp_min, a.min AS got_min,
+         e.max AS exp_max, a.max AS got_max,
+         e.first_value AS exp_first, a.first_value AS got_first,
+         e.last_value AS exp_last, a.last_value AS got_last
+  FROM expected e FULL OUTER JOIN actual a
+    ON a.window_ms = e.window_ms AND a.site = e.site AND a.device = e.device
+   AND a.metric = e.metric
+   AND a.bucket = 'epoch'::timestamptz + e.bucket_ms * interval '1 millisecond'
+  WHERE e.site IS NULL OR a.site IS NULL OR a.count <> e.count
+     OR a.min <> e.min OR a.max <> e.max
+     OR a.first_value <> e.first_value OR a.last_value <> e.last_value
+     OR a.first_ts <> 'epoch'::timestamptz + e.first_ts_ms * interval '1 millisecond'
+     OR a.last_ts <> 'epoch'::timestamptz + e.last_ts_ms * interval '1 millisecond'
+     OR abs(a.sum - e.sum) > 1e-9 * greatest(1, abs(e.sum))
+     OR abs(a.mean - e.sum / e.count) > 1e-9 * greatest(1, abs(e.sum / e.count));
+$what
+SQL
+}
+
+pipeline_compare() {
+        _pipeline_sql "$1" "SELECT count(*) FROM diff;" |
+                psql -XAtq -v ON_ERROR_STOP=1 "$TALLY_PG" 2>/dev/null | tail -n 1
+}
+
+pipeline_diff() {
+        _pipeline_sql "$1" "SELECT * FROM diff ORDER BY window_ms, site, device, metric, bucket LIMIT ${2:-10};" |
+                psql -X -q -v ON_ERROR_STOP=1 "$TALLY_PG"
+}
+
+pipeline_wait() {
+        local tsv=$1 secs=$2 n=-1 t=0
+        while [ "$t" -lt "$secs" ]; do
+                n=$(pipeline_compare "$tsv")
+                [ "$n" = 0 ] && return 0
+                sleep 2
+                t=$((t + 2))
+        done
+        echo "pipeline_wait: $n rows still differ after ${secs}s" >&2
+        return 1
+}
+
+dlq_reasons() {
+        # dead letters are at-least-once: count each origin once
+        kcat -C -b "$TALLY_BROKERS" -t "${TALLY_TOPIC_DLQ:-tally.dlq}" -e -q \
+                -o beginning -f '%h\n' 2>/dev/null |
+                awk -F, '{
+                        r = ""; k = "";
+                        for (i = 1; i <= NF; i++) {
+                                split($i, kv, "=");
+                                if (kv[1] == "tally-reason") r = kv[2];
+                                if (kv[1] ~ /^tally-origin-(partition|offset|index|element)$/ ||
+                                    kv[1] == "tally-origin-topic" || kv[1] == "tally-stage")
+                                        k = k "/" kv[2];
+                        }
+                        if (!seen[r k]++) n[r]++
+                } END { for (r in n) print r "\t" n[r] }' | sort
+}
