@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds tally twice (as
+# released, and with AddressSanitizer + UndefinedBehaviorSanitizer), and
+# runs every ctest test (unit, fuzz corpus replay, integration, crash) in
+# both builds. Usage: scripts/test.sh [ctest args, e.g. -L unit]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs=$(nproc)
+rc=0
+for variant in release asan; do
+        dir=build; [ "$variant" = asan ] && dir=build-asan
+        flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+        [ "$variant" = asan ] && flags+=(-DTALLY_SANITIZE=ON)
+        echo "=== $variant build"
+        cmake -S . -B "$dir" "${flags[@]}" >/dev/null
+        cmake --build "$dir" -j "$jobs" 2>&1 | grep -E "error|warning|Error" || true
+        cmake --build "$dir" -j "$jobs" >/dev/null
+        echo "=== $variant tests"
+        # ASan: leaks in librdkafka's own threads at exit are not ours
+        ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+                ctest --test-dir "$dir" --output-on-failure "$@" || rc=1
+done
+exit $rc
