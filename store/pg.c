@@ -8,6 +8,14 @@
 #include "common/log.h"
 #include "common/signals.h"
 
+/* NOTICEs ("already exists, skipping") are expected: keep stderr logfmt */
+static void pg_notice(void *arg, const char *msg)
+{
+        (void)arg;
+        tally_log_debug("pg_notice", "text=\"%.*s\"",
+                        (int)strcspn(msg, "\n"), msg);
+}
+
 PGconn *store_pg_connect(const char *conninfo, tally_err *err)
 {
         PGconn *conn = PQconnectdb(conninfo);
@@ -21,6 +29,7 @@ PGconn *store_pg_connect(const char *conninfo, tally_err *err)
                 PQfinish(conn);
                 return NULL;
         }
+        PQsetNoticeProcessor(conn, pg_notice, NULL);
         return conn;
 }
 

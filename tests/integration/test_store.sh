@@ -74,9 +74,20 @@ produce() {     # produce PARTITION < lines
 
 # rec DEVICE METRIC START_MS COUNT SUM MIN MAX FIRST_OFF VERSION [WINDOW]
 # first = (START+1000, MIN, origin [0,FIRST_OFF,0]); last = (START+59000, MAX,
-# origin [0,FIRST_OFF+1,0]).
+# origin [0,FIRST_OFF+1,0]); with COUNT 1, last = first.
 rec() {
         local w=${10:-60000}
+        if [ "$4" = 1 ]; then
+                printf '{"v":1,"site":"DAL-07","device":"%s","metric":"%s",' "$1" "$2"
+                printf '"window_ms":%s,"start_ms":%s,"count":1,"sum":%s,' "$w" "$3" "$5"
+                printf '"min":%s,"max":%s,' "$6" "$7"
+                printf '"first":{"ts_ms":%s,"value":%s,"origin":[0,%s,0]},' \
+                        $(($3 + 1000)) "$6" "$8"
+                printf '"last":{"ts_ms":%s,"value":%s,"origin":[0,%s,0]},' \
+                        $(($3 + 1000)) "$6" "$8"
+                printf '"version":%s}\n' "$9"
+                return
+        fi
         printf '{"v":1,"site":"DAL-07","device":"%s","metric":"%s",' "$1" "$2"
         printf '"window_ms":%s,"start_ms":%s,"count":%s,"sum":%s,' "$w" "$3" "$4" "$5"
         printf '"min":%s,"max":%s,' "$6" "$7"
@@ -122,8 +133,9 @@ start_store
 } | produce 0
 {
         rec meter-2 kwh $M0 4 40 1 20 100 4
+        rec 'we\tird\\dev\"q' kwh $M0 1 1.5 1.5 1.5 0 1
 } | produce 1
-wait_offsets 7 || { cat "$WORK/store.log" >&2; exit 1; }
+wait_offsets 8 || { cat "$WORK/store.log" >&2; exit 1; }
 
 check "views exist" \
         "SELECT count(*) FROM information_schema.views WHERE table_schema='tally' AND table_name IN ('rollup_1m','rollup_1h')" 2
@@ -150,8 +162,10 @@ check "1h first/last times" \
         "1000|179000"
 check "1h row of meter-2" \
         "SELECT count || '/' || sum FROM tally.rollup_1h WHERE device='meter-2'" "4/40"
+check "names escaped through COPY" \
+        "SELECT count(*) FROM tally.rollup_1m WHERE device = E'we\\tird\\\\dev\"q' AND sum = 1.5" 1
 dlq=$(kcat -C -b "$TALLY_BROKERS" -t tally.dlq -o beginning -e -q \
-        -f '%h|%s\n' 2>/dev/null)
+        -f '%h|%s\n' 2>/dev/null | grep 'tally-reason=malformed_json')
 case "$dlq" in
 *tally-reason=malformed_json*tally-stage=store*tally-origin-topic=tally.rollups*tally-origin-partition=0*tally-origin-offset=5*"|this is not a rollup")
         echo "ok: dead letter with headers" ;;
@@ -160,7 +174,7 @@ esac
 
 # --- batch 2: an older version re-delivered must not overwrite.
 rec cooler-17 temperature_c $M1 1 5 5 5 20 1 | produce 0
-wait_offsets 8
+wait_offsets 9
 check "older version ignored" \
         "SELECT count || '/' || version FROM tally.rollup_1m WHERE device='cooler-17' AND bucket='$HTS'::timestamptz + interval '1 minute'" "3/3"
 check "1h unchanged" \
@@ -173,18 +187,50 @@ stop_store
         rec cooler-17 temperature_c $M0 3 17 3 10 10 3 120000 # wrong window
 } | produce 0
 start_store
-wait_offsets 10
+wait_offsets 11
 check "newer version after restart" \
         "SELECT count || '/' || max || '/' || version FROM tally.rollup_1m WHERE device='cooler-17' AND bucket='$HTS'" "3/10/3"
 check "1h recomputed" \
         "SELECT count || '/' || sum || '/' || max FROM tally.rollup_1h WHERE device='cooler-17'" "8/32/10"
 check "offsets per partition" \
         "SELECT string_agg(partition || ':' || next_offset, ' ' ORDER BY partition) FROM tally.store_offsets" \
-        "0:9 1:1 2:-1 3:-1"
+        "0:9 1:2 2:-1 3:-1"
 n=$(kcat -C -b "$TALLY_BROKERS" -t tally.dlq -o beginning -e -q -f '%h\n' 2>/dev/null | grep -c 'tally-reason=wrong_window')
 [ "$n" = 1 ] && echo "ok: wrong window dead-lettered" || fail "wrong_window dlq count $n"
+n=$(kcat -C -b "$TALLY_BROKERS" -t tally.dlq -o beginning -e -q -f '%h\n' 2>/dev/null | wc -l)
+[ "$n" = 2 ] && echo "ok: no other dead letters" || fail "dlq has $n records, want 2"
 check "epochs bumped on reassignment" \
         "SELECT min(epoch) >= 2 FROM tally.store_offsets" t
+
+# --- fencing: another owner bumped the epoch of partition 0; this copy
+# must not write to it (the transaction rolls back) and must go on.
+pg_sql "UPDATE tally.store_offsets SET epoch = epoch + 1 WHERE partition = 0"
+rec cooler-17 temperature_c $M0 4 27 3 10 10 4 | produce 0
+rec meter-2 kwh $M1 1 7 7 7 200 1 | produce 1
+wait_offsets 12
+sleep 1
+check "stale epoch did not write" \
+        "SELECT version FROM tally.rollup_1m WHERE device='cooler-17' AND bucket='$HTS'" 3
+grep -q 'msg=partition_taken_over.*partition=0' "$WORK/store.log" &&
+        echo "ok: take-over logged" || fail "no partition_taken_over log"
+
+# --- PostgreSQL outage: batches wait and are retried whole
+pg_down
+rec meter-2 kwh $M2 1 9 9 9 300 1 | produce 1
+sleep 2
+pg_up
+wait_offsets 13
+check "written after the outage" \
+        "SELECT count(*) FROM tally.rollup_1m WHERE device='meter-2'" 3
+check "1h after the outage" \
+        "SELECT count || '/' || sum FROM tally.rollup_1h WHERE device='meter-2'" "6/56"
+stop_store
+
+# --- restart: partition 0 is assigned again (new epoch), record stored
+start_store
+wait_offsets 14
+check "stored after reassignment" \
+        "SELECT version FROM tally.rollup_1m WHERE device='cooler-17' AND bucket='$HTS'" 4
 stop_store
 
 if grep -q 'level=error' "$WORK/store.log"; then
