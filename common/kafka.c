@@ -56,6 +56,10 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                          const char *buf)
 {
         (void)rk;
+        /* the gapless guarantee is set on purpose; its "experimental"
+         * warning would be printed by every producer */
+        if (!strcmp(fac, "CONFWARN") && strstr(buf, "gapless"))
+                return;
         tally_log(level <= 3 ? TALLY_LOG_ERROR :
                   level <= 4 ? TALLY_LOG_WARN :
                   level <= 6 ? TALLY_LOG_INFO : TALLY_LOG_DEBUG,
