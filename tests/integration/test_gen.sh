@@ -39,6 +39,19 @@ check "other seed: different messages" differ "$WORK/o1" "$WORK/o3"
 check "stdout lines = messages" \
         [ "$(wc -l <"$WORK/o1")" = "$(field messages "$WORK/l1")" ]
 
+gz_ok() {
+        local line
+        line=$(grep -m1 -P '\tgz:' "$1" | cut -f2) || return 1
+        printf '%s' "${line#gz:}" | base64 -d | gzip -dc | grep -q '"device"'
+}
+b64_ok() {
+        local line
+        line=$(grep -m1 -P '\tb64:' "$1" | cut -f2) || return 1
+        [ "$(printf '%s' "${line#b64:}" | base64 -d | wc -l)" -ge 1 ]
+}
+check "stdout: gz: lines are base64 of gzip JSON" gz_ok "$WORK/o1"
+check "stdout: b64: lines are base64 of NDJSON" b64_ok "$WORK/o1"
+
 accepted=$(field accepted "$WORK/l1")
 sums=$(awk -F'\t' '{c[$1] += $6} END {for (w in c) print w, c[w]}' "$WORK/e1" | sort -n)
 echo "# accepted=$accepted per resolution: $(echo $sums)"
