@@ -10,6 +10,7 @@
 #include "aggregate/worker.h"
 #include "common/kafka.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/signals.h"
 
 static const tally_opt agg_opts[] = {
@@ -52,6 +53,31 @@ static int agg_assign(void *app, rd_kafka_topic_partition_list_t *parts,
                                 tp->topic, tp->partition, tp->offset);
         }
         return 0;
+}
+
+static const char *agg_health(void *opaque)
+{
+        agg_ctx *ctx = opaque;
+
+        return atomic_load(&ctx->failed) ? "failed: see the log" : NULL;
+}
+
+static void agg_metrics(agg_ctx *ctx)
+{
+        agg_stats *s = &ctx->stats;
+
+        tally_metrics_add(TALLY_COUNTER, "tally_aggregate_readings_total",
+                          "readings counted into windows", &s->readings);
+        tally_metrics_add(TALLY_COUNTER, "tally_aggregate_duplicates_total",
+                          "re-delivered readings recognised and dropped", &s->duplicates);
+        tally_metrics_add(TALLY_COUNTER, "tally_aggregate_too_late_total",
+                          "readings past the allowed lateness (dead-lettered)", &s->too_late);
+        tally_metrics_add(TALLY_COUNTER, "tally_aggregate_final_skipped_total",
+                          "replayed readings of windows already final", &s->final_skipped);
+        tally_metrics_add(TALLY_COUNTER, "tally_aggregate_rollups_total",
+                          "rollup versions emitted", &s->rollups);
+        tally_metrics_add(TALLY_COUNTER, "tally_aggregate_markers_total",
+                          "progress markers read", &s->markers);
 }
 
 int main(int argc, char **argv)
@@ -101,6 +127,9 @@ int main(int argc, char **argv)
                               cfg.common.topic_clean, TALLY_GROUP_MAX_PARTITIONS);
                 goto out;
         }
+        agg_metrics(ctx);
+        if (tally_http_start((int)cfg.common.http_port, agg_health, ctx, &err))
+                goto out;
         workers = calloc((size_t)cfg.common.threads, sizeof(*workers));
         if (!workers)
                 abort();
@@ -121,6 +150,7 @@ int main(int argc, char **argv)
         err.reason[0] = '\0';
 out:
         tally_stop_request();
+        tally_http_stop();
         for (int i = 0; workers && i < cfg.common.threads; i++)
                 if (workers[i])
                         agg_worker_join(workers[i]);

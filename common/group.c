@@ -6,6 +6,7 @@
 
 #include "common/kafka.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 struct tally_group {
         rd_kafka_t *rk;
@@ -162,12 +163,13 @@ int tally_group_poll(tally_group *g, int timeout_ms, tally_err *err)
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(g->rk, timeout_ms);
 
         if (rkm) {
-                if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+                if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                        atomic_fetch_add(&tally_metric_position_lost, 1);
                         tally_log_error("consumer_position_lost",
                                 "topic=%s partition=%d error=\"%s\" note=\"data was removed before it was read; partition stopped\"",
                                 rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "?",
                                 rkm->partition, rd_kafka_message_errstr(rkm));
-                else if (rkm->err && rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                } else if (rkm->err && rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                         tally_log_warn("consumer_error", "error=\"%s\"",
                                        rd_kafka_message_errstr(rkm));
                 rd_kafka_message_destroy(rkm);

@@ -8,6 +8,7 @@
 
 #include "common/kafka.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/signals.h"
 #include "ingest/ingest.h"
 #include "ingest/worker.h"
@@ -75,6 +76,30 @@ static int ingest_assign(void *app, rd_kafka_topic_partition_list_t *parts,
         return 0;
 }
 
+static const char *ingest_health(void *opaque)
+{
+        ingest_ctx *ctx = opaque;
+
+        return atomic_load(&ctx->failed) ? "failed: see the log" : NULL;
+}
+
+static void ingest_metrics(ingest_ctx *ctx)
+{
+        ingest_stats *s = &ctx->stats;
+
+        tally_metrics_add(TALLY_COUNTER, "tally_ingest_messages_total",
+                          "raw messages processed (heartbeats included)", &s->messages);
+        tally_metrics_add(TALLY_COUNTER, "tally_ingest_readings_total",
+                          "readings accepted and written to the clean topic", &s->readings);
+        tally_metrics_add(TALLY_COUNTER, "tally_ingest_rejected_total",
+                          "messages, elements or readings sent to the dead-letter topic",
+                          &s->rejected);
+        tally_metrics_add(TALLY_COUNTER, "tally_ingest_heartbeats_total",
+                          "heartbeat records processed", &s->heartbeats);
+        tally_metrics_add(TALLY_COUNTER, "tally_ingest_batches_total",
+                          "clean batch records produced", &s->batches);
+}
+
 int main(int argc, char **argv)
 {
         ingest_cfg cfg;
@@ -121,6 +146,9 @@ int main(int argc, char **argv)
                               cfg.common.topic_raw, TALLY_GROUP_MAX_PARTITIONS);
                 goto out;
         }
+        ingest_metrics(ctx);
+        if (tally_http_start((int)cfg.common.http_port, ingest_health, ctx, &err))
+                goto out;
         workers = calloc((size_t)cfg.common.threads, sizeof(*workers));
         if (!workers)
                 abort();
@@ -141,6 +169,7 @@ int main(int argc, char **argv)
         err.reason[0] = '\0';
 out:
         tally_stop_request();
+        tally_http_stop();
         for (int i = 0; i < nworkers + 1 && workers && i < cfg.common.threads; i++)
                 if (workers[i])
                         ingest_worker_join(workers[i]);
