@@ -126,6 +126,7 @@ int main(int argc, char **argv)
                        safe, cfg.common.topic_rollups, cfg.group,
                        (int)cfg.common.threads);
 
+        store_schema_set_retention(cfg.retention_ms);
         if (maintain(ctx, &mconn, 1)) {
                 if (tally_stop_requested() && !mconn)
                         exit_code = 0;

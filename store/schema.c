@@ -21,6 +21,20 @@
 #define SCHEMA_LOCK_KEY INT64_C(7216373200001)  /* "tally" schema lock */
 #define PART_LOCK_KEY INT64_C(7216373200002)    /* partition creation */
 
+static int64_t retention_ms;    /* 0 = keep everything */
+
+void store_schema_set_retention(int64_t ms)
+{
+        retention_ms = ms;
+}
+
+/* Is a partition [start, start + span) wholly past retention? */
+static int expired(int64_t start, int64_t span)
+{
+        return retention_ms > 0 &&
+               start + span <= tally_now_wall_ms() - retention_ms;
+}
+
 static const char *const migrations[] = {
         /* 1: offsets, roles */
         "CREATE TABLE IF NOT EXISTS tally.store_offsets ("
@@ -194,7 +208,7 @@ store_pg_rc store_schema_migrate(PGconn *conn, const tally_windows *w,
                 int64_t from = tally_window_start(now - 2 * DAY_MS, span);
 
                 for (int64_t t = from; t <= now + ahead_ms; t += span)
-                        if ((rc = create_partition(conn, w->ms[i], t, err)))
+                        if (!expired(t, span) && (rc = create_partition(conn, w->ms[i], t, err)))
                                 goto out;
         }
 out:
@@ -311,7 +325,8 @@ store_pg_rc store_partition_ensure(PGconn *conn, int64_t window_ms,
         int64_t part = tally_window_start(start_ms, span);
         int64_t now = tally_now_wall_ms();
 
-        if (part + span < now - 35 * DAY_MS || part > now + 35 * DAY_MS)
+        if (part + span < now - 35 * DAY_MS || part > now + 35 * DAY_MS ||
+            expired(part, span))
                 return STORE_PG_OK;     /* DEFAULT partition takes it */
         return create_partition(conn, window_ms, part, err);
 }

@@ -33,6 +33,10 @@ store_pg_rc store_schema_migrate(PGconn *conn, const tally_windows *w,
 store_pg_rc store_partition_ensure(PGconn *conn, int64_t window_ms,
                                    int64_t start_ms, tally_err *err);
 
+/* Partitions wholly older than now - retention_ms are never created (0 =
+ * no limit). Set once from main before any other call. */
+void store_schema_set_retention(int64_t retention_ms);
+
 /* Drops the partitions of every window whose whole range is older than
  * now - retention_ms. Returns the number dropped via *dropped. */
 store_pg_rc store_retention_apply(PGconn *conn, const tally_windows *w,

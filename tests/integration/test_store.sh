@@ -233,6 +233,19 @@ check "stored after reassignment" \
         "SELECT version FROM tally.rollup_1m WHERE device='cooler-17' AND bucket='$HTS'" 4
 stop_store
 
+# --- retention: partitions wholly older than now - 1d are dropped
+OLD=rollup_1m_data_p$(date -u -d '-2 days' +%Y%m%d)
+check "old partition exists" "SELECT to_regclass('tally.$OLD') IS NOT NULL" t
+"$TALLY_BIN/tally-store" --retention 1d >>"$WORK/store.log" 2>&1 &
+STORE_PID=$!
+for i in $(seq 1 100); do
+        grep -q 'msg=running' <(tail -n 5 "$WORK/store.log") && break
+        sleep 0.1
+done
+stop_store
+check "retention dropped it" "SELECT to_regclass('tally.$OLD') IS NULL" t
+check "recent rows kept" "SELECT count(*) > 0 FROM tally.rollup_1m" t
+
 if grep -q 'level=error' "$WORK/store.log"; then
         fail "errors in the store log"
 fi
