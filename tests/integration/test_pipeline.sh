@@ -60,6 +60,18 @@ run_once 1 run1
 rows1=$(psql -XAtq "$TALLY_PG" -c "SELECT count(*) FROM tally.rollup_1m")
 echo "one copy: $rows1 1m rows equal the expectation"
 
+# the clean topic decodes: every reading of it once per origin position
+"$TALLY_BIN/tally-decode" --kafka >"$W/clean.jsonl"
+grep -q '"kind":"progress"' "$W/clean.jsonl"
+clean_readings=$(grep -o '"origin":\[[0-9]*,[0-9]*,[0-9]*\]' "$W/clean.jsonl" | sort -u | wc -l)
+accepted=$(sed -n 's/.* accepted=\([0-9]*\).*/\1/p' "$W/gen.log")
+too_late=$(sed -n 's/.* too_late=\([0-9]*\).*/\1/p' "$W/gen.log")
+[ "$clean_readings" = $((accepted + too_late)) ] || {
+        echo "clean topic holds $clean_readings distinct readings, expected $((accepted + too_late))" >&2
+        exit 1
+}
+echo "clean topic: $clean_readings distinct readings (decoded by tally-decode)"
+
 # dead letters: every rejected message with its reason
 dlq_reasons >"$W/dlq.tsv"
 if ! diff -u "$W/expected-dlq.tsv" "$W/dlq.tsv"; then
