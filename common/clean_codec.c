@@ -38,6 +38,13 @@ void tally_clean_writer_reset(tally_clean_writer *w)
         clean_header(&w->buf, TALLY_CLEAN_READINGS);
 }
 
+/* a - b modulo 2^64: INT64_MIN (unknown progress) must not overflow; the
+ * reader adds the delta back modulo 2^64 */
+static int64_t clean_delta(int64_t a, int64_t b)
+{
+        return (int64_t)((uint64_t)a - (uint64_t)b);
+}
+
 static void put_str(tally_buf *b, const char *s, size_t n)
 {
         tally_buf_put_uvarint(b, n);
@@ -66,12 +73,12 @@ void tally_clean_writer_add(tally_clean_writer *w, const tally_reading *r)
                 w->str_off[i] = b->len - n[i];
                 w->str_len[i] = n[i];
         }
-        tally_buf_put_svarint(b, r->ts_ms - p->ts_ms);
+        tally_buf_put_svarint(b, clean_delta(r->ts_ms, p->ts_ms));
         tally_buf_put_f64(b, r->value);
         tally_buf_put_uvarint(b, (uint32_t)r->origin.partition);
-        tally_buf_put_svarint(b, r->origin.offset - p->origin.offset);
+        tally_buf_put_svarint(b, clean_delta(r->origin.offset, p->origin.offset));
         tally_buf_put_uvarint(b, (uint32_t)r->origin.index);
-        tally_buf_put_svarint(b, r->progress_ms - p->progress_ms);
+        tally_buf_put_svarint(b, clean_delta(r->progress_ms, p->progress_ms));
         p->ts_ms = r->ts_ms;
         p->origin = r->origin;
         p->progress_ms = r->progress_ms;

@@ -98,9 +98,30 @@ pipeline_diff() {
                 psql -X -q -v ON_ERROR_STOP=1 "$TALLY_PG"
 }
 
+# Fails when a daemon started here exited on its own with an error (a
+# crash, a sanitizer report): killed (SIGKILL/SIGTERM) or clean exits pass.
+pipeline_check_daemons() {
+        local i rc
+        for i in "${!DAEMON_PIDS[@]}"; do
+                [ -n "${DAEMON_PIDS[$i]}" ] || continue
+                kill -0 "${DAEMON_PIDS[$i]}" 2>/dev/null && continue
+                rc=0
+                wait "${DAEMON_PIDS[$i]}" 2>/dev/null || rc=$?
+                DAEMON_PIDS[$i]=
+                case $rc in
+                0|127|137|143) ;;
+                *)
+                        echo "daemon ${DAEMON_NAMES[$i]} died (exit $rc); log tail:" >&2
+                        grep -v CONFWARN "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" | tail -n 30 >&2
+                        return 1 ;;
+                esac
+        done
+}
+
 pipeline_wait() {
         local tsv=$1 secs=$2 n=-1 t=0
         while [ "$t" -lt "$secs" ]; do
+                pipeline_check_daemons || return 1
                 n=$(pipeline_compare "$tsv")
                 [ "$n" = 0 ] && return 0
                 sleep 2
