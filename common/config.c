@@ -131,10 +131,15 @@ static int config_set(const tally_opt *o, void *cfg, const char *val,
         return tally_err_set(err, "bad_config", "%s: unknown type", origin);
 }
 
-static void config_env_name(const char *name, char *out, size_t n)
+static void config_env_name(const tally_opt *o, char *out, size_t n)
 {
+        const char *name = o->name;
         size_t i = 0;
 
+        if (o->env) {
+                snprintf(out, n, "%s", o->env);
+                return;
+        }
         i = (size_t)snprintf(out, n, "TALLY_");
         for (; *name && i + 1 < n; name++)
                 out[i++] = *name == '-' ? '_' : (char)toupper((unsigned char)*name);
@@ -185,7 +190,7 @@ void tally_config_usage(FILE *out, const char *prog, const char *about,
         fprintf(out, "Usage: %s [options]\n%s\n\nOptions (flag, environment, default):\n",
                 prog, about);
         for (size_t i = 0; i < nopts; i++) {
-                config_env_name(opts[i].name, env, sizeof(env));
+                config_env_name(&opts[i], env, sizeof(env));
                 fprintf(out, "  --%-20s %-24s default: %s\n      %s%s\n",
                         opts[i].name, env,
                         opts[i].def ? (opts[i].secret && *opts[i].def ?
@@ -213,7 +218,7 @@ int tally_config_parse(const char *prog, const char *about,
                 if (opts[i].def &&
                     config_set(&opts[i], cfg, opts[i].def, opts[i].name, err))
                         return -1;
-                config_env_name(opts[i].name, env, sizeof(env));
+                config_env_name(&opts[i], env, sizeof(env));
                 v = getenv(env);
                 if (v && config_set(&opts[i], cfg, v, env, err))
                         return -1;

@@ -32,6 +32,7 @@ typedef struct tally_opt {
         const char *help;
         int64_t min, max;       /* INT and DURATION bounds (0,0 = unbounded) */
         int secret;             /* never printed, never logged */
+        const char *env;        /* environment name if not TALLY_<NAME> */
 } tally_opt;
 
 #define TALLY_WINDOWS_MAX 8
@@ -67,7 +68,11 @@ typedef struct tally_common_cfg {
 
 #define TALLY_COMMON_OPTS(T)                                                   \
         {"brokers", TALLY_OPT_STR, "127.0.0.1:9092",                          \
-         offsetof(T, common.brokers), "Kafka bootstrap servers", 0, 0, 0},    \
+         offsetof(T, common.brokers), "Kafka bootstrap servers", 0, 0, 0, 0}, \
+        TALLY_TOPIC_OPTS(T)
+
+/* The topic names alone (for tools that take no bootstrap list). */
+#define TALLY_TOPIC_OPTS(T)                                                    \
         {"topic-raw", TALLY_OPT_STR, "tally.raw",                             \
          offsetof(T, common.topic_raw), "raw readings topic", 0, 0, 0},       \
         {"topic-clean", TALLY_OPT_STR, "tally.clean",                         \
@@ -75,7 +80,11 @@ typedef struct tally_common_cfg {
         {"topic-rollups", TALLY_OPT_STR, "tally.rollups",                     \
          offsetof(T, common.topic_rollups), "rollups topic", 0, 0, 0},        \
         {"topic-dlq", TALLY_OPT_STR, "tally.dlq",                             \
-         offsetof(T, common.topic_dlq), "dead-letter topic", 0, 0, 0},        \
+         offsetof(T, common.topic_dlq), "dead-letter topic", 0, 0, 0, 0},     \
+        TALLY_TIME_OPTS(T)
+
+/* Windows, event-time bounds, threads, HTTP and logging. */
+#define TALLY_TIME_OPTS(T)                                                     \
         {"windows", TALLY_OPT_WINDOWS, "1m,1h",                               \
          offsetof(T, common.windows),                                         \
          "window sizes, finest first; each a multiple of the finest", 0, 0, 0}, \

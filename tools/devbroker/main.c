@@ -36,9 +36,14 @@ typedef struct devbroker_cfg {
 } devbroker_cfg;
 
 static const tally_opt devbroker_opts[] = {
-        TALLY_COMMON_OPTS(devbroker_cfg),
-        {"mock-brokers", TALLY_OPT_INT, "1", offsetof(devbroker_cfg, brokers),
-         "number of mock brokers", 1, 16, 0},
+        /* --brokers is a count here, not the bootstrap list the other
+         * programs take, so it reads its own variable, never TALLY_BROKERS */
+        {"brokers", TALLY_OPT_INT, "1", offsetof(devbroker_cfg, brokers),
+         "number of mock brokers", 1, 16, 0, "TALLY_DEVBROKER_BROKERS"},
+        TALLY_TOPIC_OPTS(devbroker_cfg),
+        {"log-level", TALLY_OPT_STR, "info",
+         offsetof(devbroker_cfg, common.log_level),
+         "debug, info, warn or error", 0, 0, 0},
         {"partitions-raw", TALLY_OPT_INT, "16",
          offsetof(devbroker_cfg, partitions_raw),
          "partitions of the raw topic", 1, DEVBROKER_PARTITIONS_MAX, 0},
@@ -196,18 +201,8 @@ int main(int argc, char **argv)
                         goto out;
                 }
         }
-        /* --brokers is the shared bootstrap-servers option: a bare number
-         * there is surely meant as the broker count */
-        if (cfg.common.brokers && cfg.common.brokers[0] &&
-            strspn(cfg.common.brokers, "0123456789") ==
-            strlen(cfg.common.brokers)) {
-                fprintf(stderr, "tally-devbroker: --brokers is the bootstrap "
-                        "list; use --mock-brokers %s for the broker count\n",
-                        cfg.common.brokers);
-                goto out;
-        }
         if (cfg.brokers < 1 || cfg.brokers > 16) {
-                fprintf(stderr, "tally-devbroker: --mock-brokers must be "
+                fprintf(stderr, "tally-devbroker: --brokers must be "
                         "1..16\n");
                 goto out;
         }
