@@ -97,7 +97,7 @@ typedef struct tally_common_cfg {
         {"threads", TALLY_OPT_INT, "2", offsetof(T, common.threads),          \
          "worker threads", 1, 64, 0},                                         \
         {"http-port", TALLY_OPT_INT, "0", offsetof(T, common.http_port),      \
-         "port of /metrics and /healthz on loopback and all interfaces (0 = off)", \
+         "port of /metrics and /healthz, all interfaces (0 = off)", \
          0, 65535, 0},                                                        \
         {"log-level", TALLY_OPT_STR, "info", offsetof(T, common.log_level),   \
          "debug, info, warn or error", 0, 0, 0}
