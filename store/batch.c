@@ -224,34 +224,42 @@ static void finest_sql(tally_buf *q, const char *l)
 #define LAST_ORDER "ORDER BY f.last_ts DESC, f.last_partition DESC, " \
         "f.last_offset DESC, f.last_index DESC"
 
+/* One LATERAL aggregate per touched (series, coarse bucket): each is an
+ * index range scan on the finest table's primary key, whatever the
+ * planner's statistics (a join here may sort the whole finest table). */
 static void coarse_sql(tally_buf *q, const char *fine, const char *l,
                        int64_t ms)
 {
         tally_buf_printf(q,
                 "INSERT INTO tally.rollup_%s_data AS t (" STAGE_COLS ")"
-                " SELECT f.site, f.device, f.metric, k.cb,"
-                " sum(f.count), sum(f.sum ORDER BY f.bucket),"
-                " min(f.min), max(f.max),"
-                " (array_agg(f.first_value " FIRST_ORDER "))[1],"
-                " min(f.first_ts),"
-                " (array_agg(f.first_partition " FIRST_ORDER "))[1],"
-                " (array_agg(f.first_offset " FIRST_ORDER "))[1],"
-                " (array_agg(f.first_index " FIRST_ORDER "))[1],"
-                " (array_agg(f.last_value " LAST_ORDER "))[1],"
-                " max(f.last_ts),"
-                " (array_agg(f.last_partition " LAST_ORDER "))[1],"
-                " (array_agg(f.last_offset " LAST_ORDER "))[1],"
-                " (array_agg(f.last_index " LAST_ORDER "))[1],"
-                " sum(f.version)"
+                " SELECT k.site, k.device, k.metric, k.cb, a.count, a.sum,"
+                " a.min, a.max, a.first_value, a.first_ts,"
+                " a.first_partition, a.first_offset, a.first_index,"
+                " a.last_value, a.last_ts, a.last_partition, a.last_offset,"
+                " a.last_index, a.version"
                 " FROM (SELECT DISTINCT site, device, metric,"
                 "  date_bin(interval '%" PRId64 " milliseconds', bucket,"
                 "  timestamptz '1970-01-01 00:00:00+00') AS cb"
-                "  FROM store_stage) k"
-                " JOIN tally.rollup_%s_data f ON f.site = k.site"
+                "  FROM store_stage) k,"
+                " LATERAL (SELECT sum(f.count) AS count,"
+                " sum(f.sum ORDER BY f.bucket) AS sum,"
+                " min(f.min) AS min, max(f.max) AS max,"
+                " (array_agg(f.first_value " FIRST_ORDER "))[1] AS first_value,"
+                " min(f.first_ts) AS first_ts,"
+                " (array_agg(f.first_partition " FIRST_ORDER "))[1] AS first_partition,"
+                " (array_agg(f.first_offset " FIRST_ORDER "))[1] AS first_offset,"
+                " (array_agg(f.first_index " FIRST_ORDER "))[1] AS first_index,"
+                " (array_agg(f.last_value " LAST_ORDER "))[1] AS last_value,"
+                " max(f.last_ts) AS last_ts,"
+                " (array_agg(f.last_partition " LAST_ORDER "))[1] AS last_partition,"
+                " (array_agg(f.last_offset " LAST_ORDER "))[1] AS last_offset,"
+                " (array_agg(f.last_index " LAST_ORDER "))[1] AS last_index,"
+                " sum(f.version) AS version"
+                "  FROM tally.rollup_%s_data f WHERE f.site = k.site"
                 "  AND f.device = k.device AND f.metric = k.metric"
                 "  AND f.bucket >= k.cb"
-                "  AND f.bucket < k.cb + interval '%" PRId64 " milliseconds'"
-                " GROUP BY f.site, f.device, f.metric, k.cb"
+                "  AND f.bucket < k.cb + interval '%" PRId64 " milliseconds') a"
+                " WHERE a.count > 0"
                 " ON CONFLICT (site, device, metric, bucket) DO UPDATE SET"
                 SET_COLS " WHERE t.version IS DISTINCT FROM excluded.version"
                 " OR t.count IS DISTINCT FROM excluded.count",
@@ -354,6 +362,11 @@ int store_batch_write(PGconn *conn, store_batch *b, const char *topic,
                 build_copy(b);
                 if ((rc = copy_rows(conn, b, err)))
                         goto fail;
+                /* temp tables get no autovacuum statistics; without them
+                 * the planner may scan whole tables for the merges */
+                if ((rc = store_pg_exec(conn, "ANALYZE store_stage",
+                                        "analyze staging", err)))
+                        goto fail;
                 finest_sql(&q, fine);
                 if ((rc = exec_q(conn, &q, "upsert finest", err)))
                         goto fail;
@@ -371,6 +384,12 @@ int store_batch_write(PGconn *conn, store_batch *b, const char *topic,
                 goto fail;
         rc = store_pg_exec(conn, "COMMIT", "commit", err);
         tally_buf_free(&q);
+        /* after the first sizeable batch into a fresh partition, give the
+         * planner statistics (a failure here is retried like any other:
+         * the batch is idempotent) */
+        if (!rc && b->n >= 1000 && w->n > 1)
+                rc = store_partition_analyze_once(conn, w->ms[0],
+                                                  b->rows[0].r.start_ms, err);
         return rc;
 fail:
         tally_buf_free(&q);

@@ -223,11 +223,17 @@ out:
 /* ---- partitions -------------------------------------------------------- */
 
 #define CACHE_SLOTS 4096
-static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct { int64_t window, start; } cache[CACHE_SLOTS];
-static int cache_used;
+/* (window, partition start) sets, shared by the threads of this process */
+typedef struct part_set {
+        pthread_mutex_t mu;
+        int used;
+        struct { int64_t window, start; } slot[CACHE_SLOTS];
+} part_set;
 
-static size_t cache_slot(int64_t window, int64_t start)
+static part_set created = {PTHREAD_MUTEX_INITIALIZER, 0, {{0, 0}}};
+static part_set analyzed = {PTHREAD_MUTEX_INITIALIZER, 0, {{0, 0}}};
+
+static size_t set_slot(int64_t window, int64_t start)
 {
         uint64_t h = (uint64_t)window * 0x9e3779b97f4a7c15u ^
                      (uint64_t)start * 0xc2b2ae3d27d4eb4fu;
@@ -235,40 +241,50 @@ static size_t cache_slot(int64_t window, int64_t start)
         return (size_t)(h % CACHE_SLOTS);
 }
 
-static int cache_has(int64_t window, int64_t start)
+static int set_has(part_set *set, int64_t window, int64_t start)
 {
         int found = 0;
 
-        pthread_mutex_lock(&cache_mu);
-        for (size_t i = cache_slot(window, start); cache[i].window;
+        pthread_mutex_lock(&set->mu);
+        for (size_t i = set_slot(window, start); set->slot[i].window;
              i = (i + 1) % CACHE_SLOTS) {
-                if (cache[i].window == window && cache[i].start == start) {
+                if (set->slot[i].window == window &&
+                    set->slot[i].start == start) {
                         found = 1;
                         break;
                 }
         }
-        pthread_mutex_unlock(&cache_mu);
+        pthread_mutex_unlock(&set->mu);
         return found;
 }
 
-static void cache_add(int64_t window, int64_t start)
+static void set_add(part_set *set, int64_t window, int64_t start)
 {
         size_t i;
 
-        pthread_mutex_lock(&cache_mu);
-        if (cache_used >= CACHE_SLOTS / 2) {    /* keep probing short */
-                memset(cache, 0, sizeof(cache));
-                cache_used = 0;
+        pthread_mutex_lock(&set->mu);
+        if (set->used >= CACHE_SLOTS / 2) {     /* keep probing short */
+                memset(set->slot, 0, sizeof(set->slot));
+                set->used = 0;
         }
-        for (i = cache_slot(window, start); cache[i].window;
+        for (i = set_slot(window, start); set->slot[i].window;
              i = (i + 1) % CACHE_SLOTS)
-                if (cache[i].window == window && cache[i].start == start)
+                if (set->slot[i].window == window &&
+                    set->slot[i].start == start)
                         goto out;
-        cache[i].window = window;
-        cache[i].start = start;
-        cache_used++;
+        set->slot[i].window = window;
+        set->slot[i].start = start;
+        set->used++;
 out:
-        pthread_mutex_unlock(&cache_mu);
+        pthread_mutex_unlock(&set->mu);
+}
+
+static void set_clear(part_set *set)
+{
+        pthread_mutex_lock(&set->mu);
+        memset(set->slot, 0, sizeof(set->slot));
+        set->used = 0;
+        pthread_mutex_unlock(&set->mu);
 }
 
 static void part_name(int64_t window_ms, int64_t start, char *out,
@@ -292,7 +308,7 @@ static store_pg_rc create_partition(PGconn *conn, int64_t window_ms,
         int64_t span = store_partition_span(window_ms);
         store_pg_rc rc;
 
-        if (cache_has(window_ms, part_start))
+        if (set_has(&created, window_ms, part_start))
                 return STORE_PG_OK;
         store_window_label(window_ms, l, sizeof(l));
         part_name(window_ms, part_start, name, sizeof(name));
@@ -314,7 +330,7 @@ static store_pg_rc create_partition(PGconn *conn, int64_t window_ms,
                         PQclear(PQexec(conn, "ROLLBACK"));
                 return rc;
         }
-        cache_add(window_ms, part_start);
+        set_add(&created, window_ms, part_start);
         return STORE_PG_OK;
 }
 
@@ -381,10 +397,8 @@ store_pg_rc store_retention_apply(PGconn *conn, const tally_windows *w,
                 if (rc)
                         return rc;
                 if (*dropped) {         /* forget dropped partitions */
-                        pthread_mutex_lock(&cache_mu);
-                        memset(cache, 0, sizeof(cache));
-                        cache_used = 0;
-                        pthread_mutex_unlock(&cache_mu);
+                        set_clear(&created);
+                        set_clear(&analyzed);
                 }
                 snprintf(sql, sizeof(sql),
                          "DELETE FROM tally.rollup_%s_data_default"
@@ -393,4 +407,41 @@ store_pg_rc store_retention_apply(PGconn *conn, const tally_windows *w,
                         return rc;
         }
         return rc;
+}
+
+store_pg_rc store_partition_analyze_once(PGconn *conn, int64_t window_ms,
+                                         int64_t start_ms, tally_err *err)
+{
+        int64_t part = tally_window_start(start_ms,
+                                          store_partition_span(window_ms));
+        char name[96], sql[256];
+        const char *params[1];
+        PGresult *res;
+        store_pg_rc rc = STORE_PG_OK;
+        int never;
+
+        if (set_has(&analyzed, window_ms, part))
+                return STORE_PG_OK;
+        part_name(window_ms, part, name, sizeof(name));
+        snprintf(sql, sizeof(sql), "tally.%s", name);
+        params[0] = sql;
+        res = PQexecParams(conn, "SELECT reltuples < 0 FROM pg_class"
+                           " WHERE oid = to_regclass($1)", 1, NULL, params,
+                           NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                rc = store_pg_fail(conn, res, "partition stats", err);
+                PQclear(res);
+                return rc;
+        }
+        /* no such partition (rows in DEFAULT): nothing to do */
+        never = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+        PQclear(res);
+        if (never) {
+                snprintf(sql, sizeof(sql), "ANALYZE tally.%s", name);
+                if ((rc = store_pg_exec(conn, sql, "analyze partition", err)))
+                        return rc;
+                tally_log_info("partition_analyzed", "table=%s", name);
+        }
+        set_add(&analyzed, window_ms, part);
+        return STORE_PG_OK;
 }
