@@ -1,0 +1,139 @@
+# tests/lib/chaos.sh -- kill and restart tally daemons during a test.
+# Source after pg.sh, broker.sh and pipeline.sh. Each daemon copy is a
+# "slot" (an index into pipeline.sh's DAEMON_PIDS / DAEMON_NAMES, so
+# daemon_stop_all still stops everything) that remembers its arguments:
+#
+#   chaos_start NAME ARGS...      # daemon_start + remember ARGS; the slot
+#                                 # number is left in CHAOS_SLOT
+#   chaos_kill SLOT [SIGNAL]      # SIGKILL (default) or another signal,
+#                                 # waits for the process; after SIGTERM
+#                                 # a non-zero exit status is an error
+#   chaos_restart SLOT            # start the slot again, same arguments,
+#                                 # log appended to the same file
+#   chaos_bounce SLOT [SIGNAL]    # kill + restart, counted in the tallies
+#   chaos_slots NAME              # the slot numbers of daemon NAME
+#   chaos_alive SLOT              # true while the slot's process runs
+#   chaos_check_alive             # fails (and prints log tails) when a
+#                                 # daemon died by itself
+#   chaos_random N                # sets CHAOS_R to a pseudo-random number
+#                                 # in [0, N), a function of CHAOS_SEED and
+#                                 # the calls before (not in a subshell)
+#   chaos_tally                   # prints the kills per daemon and signal
+#   chaos_progress                # "pg_1m_rows/readings=ROWS/READINGS" so far
+#   chaos_topic_count TOPIC       # messages retained in TOPIC (kcat)
+#
+# Log lines of chaos events ("chaos: ...") go to stdout with the seconds
+# since chaos.sh was sourced.
+
+CHAOS_ARGS=()
+CHAOS_SLOT=
+CHAOS_T0=$(date +%s.%N)
+declare -A CHAOS_KILLS=()
+CHAOS_RNG=${CHAOS_SEED:-1}
+
+chaos_now() {
+        awk -v a="$CHAOS_T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+chaos_log() {
+        echo "chaos: t=$(chaos_now)s $*"
+}
+
+chaos_random() {
+        # a 31-bit LCG so that a seed replays the same choices; the state
+        # lives in this shell, so call it directly (not in $(...)) and
+        # read CHAOS_R
+        CHAOS_RNG=$(( (CHAOS_RNG * 1103515245 + 12345) % 2147483648 ))
+        CHAOS_R=$(( (CHAOS_RNG / 65536) % $1 ))
+}
+
+chaos_start() {
+        local name=$1
+        shift
+        daemon_start "$name" "$@"
+        CHAOS_SLOT=$(( ${#DAEMON_PIDS[@]} - 1 ))
+        CHAOS_ARGS[$CHAOS_SLOT]=$(printf '%q ' "$@")
+}
+
+chaos_alive() {
+        local pid=${DAEMON_PIDS[$1]}
+        [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+chaos_kill() {
+        local slot=$1 sig=${2:-KILL} pid=${DAEMON_PIDS[$1]} rc=0
+        [ -n "$pid" ] || return 0
+        kill -"$sig" "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null || rc=$?
+        DAEMON_PIDS[$slot]=
+        if [ "$sig" != KILL ] && [ "$rc" != 0 ]; then
+                echo "chaos: ${DAEMON_NAMES[$slot]} exited $rc after SIG$sig; log tail:" >&2
+                grep -v CONFWARN "$PIPE_DIR/${DAEMON_NAMES[$slot]}.log" | tail -n 10 >&2
+                return 1
+        fi
+        return 0
+}
+
+chaos_restart() {
+        local slot=$1 name=${DAEMON_NAMES[$1]}
+        local bin=${name%-*}
+        eval "set -- ${CHAOS_ARGS[$slot]}"
+        echo "chaos: ---- restart at $(date +%T.%N) ----" >>"$PIPE_DIR/$name.log"
+        "$TALLY_BIN/tally-$bin" "$@" >>"$PIPE_DIR/$name.log" 2>&1 &
+        DAEMON_PIDS[$slot]=$!
+}
+
+chaos_bounce() {
+        local slot=$1 sig=${2:-KILL} name=${DAEMON_NAMES[$1]}
+        local bin=${name%-*}
+        chaos_log "SIG$sig $name (pid ${DAEMON_PIDS[$slot]}) $(chaos_progress)"
+        chaos_kill "$slot" "$sig" || return 1
+        CHAOS_KILLS[$bin/$sig]=$(( ${CHAOS_KILLS[$bin/$sig]:-0} + 1 ))
+        chaos_restart "$slot"
+}
+
+# what has reached PostgreSQL so far (shows that a kill was mid-stream)
+chaos_progress() {
+        local r
+        r=$(timeout 5 "$PG_BIN/psql" -XAtq -c \
+                "SELECT count(*) || '/' || coalesce(sum(count), 0) FROM tally.rollup_1m" \
+                2>/dev/null) || r=unreachable
+        echo "pg_1m_rows/readings=${r:-none}"
+}
+
+chaos_slots() {
+        local i
+        for i in "${!DAEMON_NAMES[@]}"; do
+                [ "${DAEMON_NAMES[$i]%-*}" = "$1" ] && echo "$i"
+        done
+        return 0
+}
+
+chaos_check_alive() {
+        local i rc=0
+        for i in "${!DAEMON_PIDS[@]}"; do
+                [ -n "${DAEMON_PIDS[$i]}" ] || continue
+                if ! kill -0 "${DAEMON_PIDS[$i]}" 2>/dev/null; then
+                        echo "chaos: ${DAEMON_NAMES[$i]} died by itself; log tail:" >&2
+                        grep -v CONFWARN "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" | tail -n 15 >&2
+                        rc=1
+                fi
+        done
+        return $rc
+}
+
+chaos_tally() {
+        local k
+        for k in $(printf '%s\n' "${!CHAOS_KILLS[@]}" | sort); do
+                echo "kills $k ${CHAOS_KILLS[$k]}"
+        done
+}
+
+# the number of messages retained in a topic (read from the beginning
+# of every partition to the end; the devbroker drops old batches silently
+# beyond 5 MiB per partition, which makes this smaller than what was
+# written). Heartbeat records (header tally-heartbeat) are not counted.
+chaos_topic_count() {
+        kcat -C -b "$TALLY_BROKERS" -t "$1" -e -q -o beginning -f '%h\n' 2>/dev/null |
+                grep -vc 'tally-heartbeat=' || true
+}
