@@ -9,6 +9,7 @@
 
 #include "common/kafka.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/signals.h"
 #include "store/pg.h"
 #include "store/schema.h"
@@ -51,6 +52,17 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
                 atomic_store(&ctx->dlq_failed, 1);
                 tally_stop_request();
         }
+}
+
+static const char *health(void *opaque)
+{
+        store_ctx *ctx = opaque;
+
+        if (atomic_load(&ctx->fatal))
+                return "a worker failed";
+        if (atomic_load(&ctx->pg_waiting))
+                return "waiting for PostgreSQL";
+        return NULL;
 }
 
 /* Schema and partitions; retried while PostgreSQL is unreachable. */
@@ -155,6 +167,27 @@ int main(int argc, char **argv)
                 if (!workers[nworkers])
                         goto fail;
         }
+        tally_metrics_add(TALLY_COUNTER, "tally_store_rows_total",
+                          "rollups written to PostgreSQL (before dedup)",
+                          &ctx->rows);
+        tally_metrics_add(TALLY_COUNTER, "tally_store_rejected_total",
+                          "undecodable rollups sent to the dead-letter topic",
+                          &ctx->dlq);
+        tally_metrics_add(TALLY_COUNTER, "tally_store_batches_total",
+                          "committed batch transactions", &ctx->batches);
+        tally_metrics_add(TALLY_COUNTER, "tally_store_taken_over_total",
+                          "batches parts rolled back: partition owned by "
+                          "another copy (stale epoch)", &ctx->stale);
+        tally_metrics_add(TALLY_COUNTER, "tally_store_retries_total",
+                          "batch transactions retried (connection, "
+                          "serialization, deadlock)", &ctx->retries);
+        tally_metrics_add(TALLY_GAUGE, "tally_store_pg_waiting",
+                          "workers waiting for PostgreSQL", &ctx->pg_waiting);
+        tally_metrics_add(TALLY_COUNTER, "tally_position_lost_total",
+                          "partitions whose position was removed by retention",
+                          &tally_metric_position_lost);
+        if (tally_http_start((int)cfg.common.http_port, health, ctx, &err))
+                goto fail;
         tally_log_info("running", "threads=%d", nworkers);
         while (!tally_stop_requested()) {
                 if (tally_group_poll(ctx->group, 100, &err)) {
@@ -178,6 +211,7 @@ fail_logged:
         exit_code = 1;
 out:
         tally_stop_request();
+        tally_http_stop();
         for (int i = 0; i < nworkers; i++)
                 store_worker_stop(workers[i]);  /* writes in-flight batches */
         if (ctx->group) {

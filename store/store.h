@@ -32,7 +32,8 @@ typedef struct store_ctx {
         _Atomic int64_t epoch[TALLY_GROUP_MAX_PARTITIONS];
         atomic_int fatal;               /* a worker hit a non-retryable error */
         atomic_int dlq_failed;          /* a dead letter was not delivered */
-        atomic_llong rows, dlq, batches, stale;
+        atomic_llong rows, dlq, batches, stale, retries;
+        atomic_llong pg_waiting;        /* workers retrying a batch */
 } store_ctx;
 
 /* Assign hook (main thread): bumps the epoch of every partition in one

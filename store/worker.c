@@ -17,6 +17,7 @@
 #include "common/dlq.h"
 #include "common/kafka.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/signals.h"
 #include "store/batch.h"
 #include "store/pg.h"
@@ -53,12 +54,25 @@ static int dlq_settle(store_worker *w)
 
 /* Writes the batch; retries connection and serialization failures.
  * Returns 0 (written or abandoned on stop) or -1 (fatal, logged). */
+static int worker_flush_once(store_worker *w, int *waiting_out);
+
 static int worker_flush(store_worker *w)
+{
+        int waiting = 0;
+        int rc = worker_flush_once(w, &waiting);
+
+        if (waiting)
+                atomic_fetch_sub(&w->ctx->pg_waiting, 1);
+        return rc;
+}
+
+static int worker_flush_once(store_worker *w, int *waiting_out)
 {
         const store_cfg *cfg = w->ctx->cfg;
         store_batch *b = &w->batch;
         int64_t backoff = 100;
         int32_t stale[TALLY_GROUP_MAX_PARTITIONS];
+        int *waiting = waiting_out;
 
         if (store_batch_empty(b))
                 return 0;
@@ -117,6 +131,11 @@ static int worker_flush(store_worker *w)
                         continue;
                 }
                 if (rc == STORE_PG_RETRY) {
+                        atomic_fetch_add(&w->ctx->retries, 1);
+                        if (!*waiting) {
+                                *waiting = 1;
+                                atomic_fetch_add(&w->ctx->pg_waiting, 1);
+                        }
                         tally_log_warn("batch_retry", "worker=%d retry_ms=%lld "
                                        "error=\"%s\"", w->id,
                                        (long long)backoff, err.msg);
@@ -193,13 +212,15 @@ static int worker_handle(store_worker *w, const rd_kafka_message_t *rkm)
         if (rkm->err) {
                 if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
                         return 0;
-                if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+                if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                        atomic_fetch_add(&tally_metric_position_lost, 1);
                         tally_log_error("consumer_position_lost",
                                 "worker=%d partition=%d error=\"%s\" note=\"rollups were removed before they were stored; partition stopped\"",
                                 w->id, p, rd_kafka_message_errstr(rkm));
-                else
+                } else {
                         tally_log_warn("consumer_error", "worker=%d error=\"%s\"",
                                        w->id, rd_kafka_message_errstr(rkm));
+                }
                 return 0;
         }
         if (p < 0 || p >= TALLY_GROUP_MAX_PARTITIONS)

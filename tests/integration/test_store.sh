@@ -53,8 +53,10 @@ export TALLY_KAFKA_HEARTBEAT_INTERVAL_MS=500
 export TALLY_BATCH_MS=100
 export TALLY_THREADS=2
 
+HPORT=$(_pg_free_port)
 start_store() {
-        "$TALLY_BIN/tally-store" --log-level debug >>"$WORK/store.log" 2>&1 &
+        "$TALLY_BIN/tally-store" --log-level debug --http-port "$HPORT" \
+                >>"$WORK/store.log" 2>&1 &
         STORE_PID=$!
 }
 
@@ -171,6 +173,14 @@ case "$dlq" in
         echo "ok: dead letter with headers" ;;
 *) fail "dead letter: got [$dlq]" ;;
 esac
+
+metrics=$(curl -sf "http://127.0.0.1:$HPORT/metrics")
+case "$metrics" in
+*"tally_store_rejected_total 1"*) echo "ok: metrics" ;;
+*) fail "metrics: [$metrics]" ;;
+esac
+[ "$(curl -sf "http://127.0.0.1:$HPORT/healthz")" = ok ] &&
+        echo "ok: healthz" || fail "healthz"
 
 # --- batch 2: an older version re-delivered must not overwrite.
 rec cooler-17 temperature_c $M1 1 5 5 5 20 1 | produce 0
