@@ -24,6 +24,8 @@ trap cleanup EXIT
 pg_start
 broker_start
 pipeline_env
+# three resolutions at once: 5m and 1h rows are merged from the 1m rows
+export TALLY_WINDOWS=1m,5m,1h
 W=$PIPE_DIR
 
 "$TALLY_BIN/tally-gen" --seed "$SEED" --devices 300 --sites 7 --duration 180s \
@@ -86,6 +88,9 @@ createdb_as run2
 export TALLY_PG="$TALLY_PG_BASE dbname=run2"
 run_once 2 run2
 rows2=$(psql -XAtq "$TALLY_PG" -c "SELECT count(*) FROM tally.rollup_1m")
+for w in 5m 1h; do
+        echo "$w rows: $(psql -XAtq "$TALLY_PG" -c "SELECT count(*) FROM tally.rollup_$w")"
+done
 [ "$rows1" = "$rows2" ]
 echo "two copies: $rows2 1m rows, equal to the expectation and to one copy"
 echo "test_pipeline: ok"

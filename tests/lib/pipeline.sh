@@ -50,6 +50,24 @@ daemon_stop_all() {
         return $rc
 }
 
+# Every resolution of TALLY_WINDOWS (default 1m,1h), as one relation with
+# its window size in ms: the views are named tally.rollup_<label>.
+_pipeline_actual() {
+        local w n ms sep="  "
+        for w in $(tr ',' ' ' <<<"${TALLY_WINDOWS:-1m,1h}"); do
+                n=${w%[smhd]}
+                case $w in
+                *s) ms=$((n * 1000)) ;;
+                *m) ms=$((n * 60000)) ;;
+                *h) ms=$((n * 3600000)) ;;
+                *d) ms=$((n * 86400000)) ;;
+                esac
+                echo "${sep}SELECT ${ms}::bigint AS window_ms, * FROM tally.rollup_$w"
+                sep="  UNION ALL "
+        done
+        echo ";"
+}
+
 # The SQL that loads the expectation and lists differing rows of every
 # resolution found in it. $1 = TSV path, $2 = the final SELECT's list.
 _pipeline_sql() {
@@ -61,8 +79,7 @@ CREATE TEMP TABLE expected(window_ms bigint, site text, device text,
   last_value float8);
 \copy expected FROM '$tsv'
 CREATE TEMP VIEW actual AS
-  SELECT 60000::bigint AS window_ms, * FROM tally.rollup_1m
-  UNION ALL SELECT 3600000::bigint, * FROM tally.rollup_1h;
+$(_pipeline_actual)
 CREATE TEMP VIEW diff AS
   SELECT coalesce(e.window_ms, a.window_ms) AS window_ms,
          coalesce(e.site, a.site) AS site, coalesce(e.device, a.device) AS device,
