@@ -864,7 +864,7 @@ static void build_streams(pstream *st, pexp **expp, size_t *nexp)
                 }
                 /* a re-delivered tail: the last messages again */
                 {
-                        size_t from = msg_begin > 8 ? msg_begin - 8 : 0;
+                        size_t from = msg_begin > 60 ? msg_begin - 60 : 0;
                         size_t to = st[o].n;
 
                         for (size_t i = from; i < to; i++) {
@@ -923,7 +923,8 @@ static int p_emit(void *opaque, const agg_series *s, int64_t start,
         return 0;
 }
 
-static void run_order(const pstream *st, uint64_t seed, psink *out)
+static void run_order(const pstream *st, uint64_t seed, psink *out,
+                      unsigned outcomes[4])
 {
         agg_part *pt = agg_part_new(&params, INT64_MIN);
         size_t at[P_ORIGINS] = {0};
@@ -948,6 +949,7 @@ static void run_order(const pstream *st, uint64_t seed, psink *out)
                         agg_add_result res = agg_part_add(pt, &it->r, clean_off++);
                         assert_true(res == AGG_COUNTED || res == AGG_DUPLICATE ||
                                     res == AGG_TOO_LATE || res == AGG_FINAL);
+                        outcomes[res]++;
                 }
                 if (rng_next(&rng) % 5 == 0)
                         assert_int_equal(agg_part_advance(pt, p_emit, out), 0);
@@ -971,8 +973,17 @@ static void test_order_independence(void **state)
         assert_true(ne > 10);
         for (int trial = 0; trial < 8; trial++) {
                 psink k;
+                unsigned outcomes[4] = {0, 0, 0, 0};
 
-                run_order(st, 0x1234567ULL * (uint64_t)(trial + 1) + 77, &k);
+                run_order(st, 0x1234567ULL * (uint64_t)(trial + 1) + 77, &k, outcomes);
+                /* the data exercise lateness and re-delivery */
+                assert_true(outcomes[AGG_COUNTED] > 50);
+                assert_true(outcomes[AGG_TOO_LATE] > 0);
+                assert_true(outcomes[AGG_DUPLICATE] + outcomes[AGG_FINAL] > 0);
+                if (trial == 0)
+                        print_message("# order: counted %u, too_late %u, duplicate %u, final %u\n",
+                                      outcomes[AGG_COUNTED], outcomes[AGG_TOO_LATE],
+                                      outcomes[AGG_DUPLICATE], outcomes[AGG_FINAL]);
                 /* equal to the brute-force expectation */
                 assert_int_equal(k.n, ne);
                 for (size_t i = 0; i < ne; i++) {
