@@ -271,7 +271,9 @@ void agg_part_progress(agg_part *pt, int32_t raw_partitions, int32_t origin,
                 return;
         int64_t old = pt->progress[origin];
         pt->progress[origin] = progress_ms;
-        if (old == pt->watermark || pt->watermark == INT64_MIN)
+        /* the minimum can only rise when an origin at or below it moved
+         * (below it: a partition added since the watermark was set) */
+        if (old <= pt->watermark || pt->watermark == INT64_MIN)
                 part_recompute_watermark(pt);
 }
 
@@ -286,7 +288,6 @@ static int slot_emit(agg_part *pt, agg_slot *s, agg_emit_fn emit, void *opaque)
                         memmove(s->dirty, s->dirty + i + 1,
                                 (s->ndirty - i - 1) * sizeof(*s->dirty));
                         s->ndirty -= i + 1;
-                        w->dirty = 1;
                         slot_mark_dirty(s, w, (uint32_t)(w - s->wins));
                         return -1;
                 }

@@ -195,6 +195,11 @@ static int get_str(tally_clean_reader *rd, const char **s, uint16_t *n)
         return 0;
 }
 
+static int clean_time_ok(int64_t t)
+{
+        return t >= -TALLY_CLEAN_TIME_LIMIT && t <= TALLY_CLEAN_TIME_LIMIT;
+}
+
 int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
                             tally_err *err)
 {
@@ -239,14 +244,17 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
         p->ts_ms = (int64_t)((uint64_t)p->ts_ms + (uint64_t)d_ts);
         p->origin.offset = (int64_t)((uint64_t)p->origin.offset + (uint64_t)d_off);
         p->progress_ms = (int64_t)((uint64_t)p->progress_ms + (uint64_t)d_prog);
-        if (!isfinite(p->value) || p->origin.offset < 0)
+        if (!isfinite(p->value) || p->origin.offset < 0 ||
+            !clean_time_ok(p->ts_ms) ||
+            (p->progress_ms != INT64_MIN && !clean_time_ok(p->progress_ms)))
                 goto corrupt;
         rd->remaining--;
         *r = *p;
         return 1;
 corrupt:
         return tally_err_set(err, "malformed_clean",
-                             "corrupt reading at byte %zu", (size_t)(rd->end - rd->p));
+                             "corrupt reading %u from the end, %zu bytes before the end",
+                             rd->remaining, (size_t)(rd->end - rd->p));
 }
 
 int tally_clean_reader_next_origin(tally_clean_reader *rd,
@@ -258,7 +266,8 @@ int tally_clean_reader_next_origin(tally_clean_reader *rd,
                 return rd->p == rd->end ? 0 :
                         tally_err_set(err, "malformed_clean", "trailing bytes");
         if (get_u31(rd, &o->partition) || get_svarint(rd, &o->progress_ms) ||
-            o->partition >= rd->raw_partitions)
+            o->partition >= rd->raw_partitions ||
+            (o->progress_ms != INT64_MIN && !clean_time_ok(o->progress_ms)))
                 return tally_err_set(err, "malformed_clean", "corrupt progress entry");
         rd->remaining--;
         return 1;

@@ -15,6 +15,10 @@
 #define TALLY_CLEAN_MAGIC0 0x54  /* 'T' */
 #define TALLY_CLEAN_MAGIC1 0x43  /* 'C' */
 #define TALLY_CLEAN_VERSION 1
+/* Event times and progress must lie within +-2^50 ms (+-35,000 years),
+ * INT64_MIN aside for unknown progress: downstream arithmetic on them
+ * (window end + disorder + lateness) then cannot overflow. */
+#define TALLY_CLEAN_TIME_LIMIT (INT64_C(1) << 50)
 
 typedef enum tally_clean_kind {
         TALLY_CLEAN_READINGS = 1,

@@ -55,11 +55,14 @@ static int config_windows_parse(const char *s, tally_windows *w)
                 return -1;
         strcpy(tmp, s);
         w->n = 0;
+        /* strtok would skip empty entries: "1m,,1h" and "1m," are errors */
+        if (!*s || s[strlen(s) - 1] == ',' || strstr(s, ",,") || *s == ',')
+                return -1;
         for (tok = strtok_r(tmp, ",", &save); tok;
              tok = strtok_r(NULL, ",", &save)) {
                 int64_t ms;
 
-                if (w->n == TALLY_WINDOWS_MAX ||
+                if (w->n == TALLY_WINDOWS_MAX || !*tok ||
                     tally_duration_parse(tok, &ms) || ms < 1000)
                         return -1;
                 if (w->n && (ms <= w->ms[w->n - 1] || ms % w->ms[0]))
@@ -86,7 +89,8 @@ static int config_set(const tally_opt *o, void *cfg, const char *val,
         case TALLY_OPT_INT:
                 errno = 0;
                 v = strtoll(val, &end, 10);
-                if (errno || !*val || *end)
+                if (errno || !*val || *end ||
+                    !(isdigit((unsigned char)*val) || *val == '-'))
                         return tally_err_set(err, "bad_config",
                                 "%s: '%s' is not an integer", origin,
                                 o->secret ? "***" : val);
@@ -101,11 +105,11 @@ static int config_set(const tally_opt *o, void *cfg, const char *val,
                 if (tally_duration_parse(val, &ms))
                         return tally_err_set(err, "bad_config",
                                 "%s: '%s' is not a duration (e.g. 500ms, 5s, 2m, 1h)",
-                                origin, val);
+                                origin, o->secret ? "***" : val);
                 if ((o->min || o->max) && (ms < o->min || ms > o->max))
                         return tally_err_set(err, "bad_config",
                                 "%s: %s is out of range [%lldms, %lldms]",
-                                origin, val, (long long)o->min,
+                                origin, o->secret ? "***" : val, (long long)o->min,
                                 (long long)o->max);
                 *(int64_t *)at = ms;
                 return 0;
@@ -276,9 +280,9 @@ int tally_config_parse(const char *prog, const char *about,
                 if (eq)
                         val = eq + 1;
                 else if (o->type == TALLY_OPT_BOOL &&
-                         (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2)))
+                         (i + 1 >= argc || argv[i + 1][0] == '-'))
                         val = "true";
-                else if (i + 1 < argc)
+                else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2))
                         val = argv[++i];
                 else
                         return tally_err_set(err, "bad_config",

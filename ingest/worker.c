@@ -196,7 +196,8 @@ static int worker_handle(ingest_worker *w, const rd_kafka_message_t *m,
                         memcpy(buf, m->payload, m->len);
                         buf[m->len] = '\0';
                         h = strtoll(buf, &end, 10);
-                        if (!*end && end != buf) {
+                        if (!*end && end != buf && h > -TALLY_CLEAN_TIME_LIMIT &&
+                            h < TALLY_CLEAN_TIME_LIMIT) {
                                 if (h > o->progress)
                                         o->progress = h;
                                 o->next_offset = m->offset + 1;
@@ -209,9 +210,13 @@ static int worker_handle(ingest_worker *w, const rd_kafka_message_t *m,
                                   -1, -1, m->payload, m->len, err);
         }
         rec_ts = rd_kafka_message_timestamp(m, &tt);
-        if (rec_ts < 0) {
+        /* readings may lie a week around the record time: keep both well
+         * inside the range the clean format carries */
+        if (rec_ts < 0 || rec_ts > TALLY_CLEAN_TIME_LIMIT / 2) {
                 o->next_offset = m->offset + 1;
-                return worker_dlq(w, "bad_timestamp", "record has no Kafka timestamp",
+                return worker_dlq(w, "bad_timestamp",
+                                  rec_ts < 0 ? "record has no Kafka timestamp"
+                                             : "record timestamp out of range",
                                   -1, -1, m->payload, m->len, err);
         }
         w->msg_contrib = INT64_MIN;
