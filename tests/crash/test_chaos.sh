@@ -14,7 +14,9 @@
 # 1.04 M readings), CHAOS_RATE (generator messages/s, 2300: about 60 s),
 # CHAOS_IDLE (ingest --idle-timeout, 15s), CHAOS_KILLS (12), CHAOS_INTERVAL (seconds between
 # kills: 2 + random [0, CHAOS_INTERVAL), default 3), CHAOS_WAIT (seconds to
-# wait for the rows to settle, 480), TALLY_TEST_LOG_LEVEL (debug),
+# wait for the rows to settle, 480), CHAOS_BROKER_OUTAGES and
+# CHAOS_PG_RESTARTS (1 each), CHAOS_BROKER_ARGS (extra tally-devbroker
+# options, e.g. --partitions-raw 64), TALLY_TEST_LOG_LEVEL (debug),
 # TALLY_TEST_KEEP=1 keeps the logs of a failed run.
 set -euo pipefail
 : "${TALLY_BIN:?}" "${TALLY_SRC:?}"
@@ -30,6 +32,8 @@ DEVICES=${CHAOS_DEVICES:-1000}
 DURATION=${CHAOS_DURATION:-260s}
 RATE=${CHAOS_RATE:-2300}
 IDLE=${CHAOS_IDLE:-15s}
+BROKER_OUTAGES=${CHAOS_BROKER_OUTAGES:-1}
+PG_RESTARTS=${CHAOS_PG_RESTARTS:-1}
 KILLS=${CHAOS_KILLS:-12}
 INTERVAL=${CHAOS_INTERVAL:-3}
 WAIT=${CHAOS_WAIT:-480}
@@ -54,7 +58,8 @@ fail() {
         exit 1
 }
 pg_start
-broker_start
+# shellcheck disable=SC2086
+broker_start ${CHAOS_BROKER_ARGS:-}
 pipeline_env
 W=$PIPE_DIR
 
@@ -92,15 +97,22 @@ for i in $(seq $(( ${#stages[@]} - 1 )) -1 1); do
         t=${stages[$i]}; stages[$i]=${stages[$j]}; stages[$j]=$t
 done
 all=(ingest aggregate store)
-broker_at=$(( KILLS / 3 ))
-pg_at=$(( 2 * KILLS / 3 ))
-outage_broker= outage_pg=
+# outage j of n happens before kill KILLS*(3j-2)/(3n) (broker) or
+# KILLS*(3j-1)/(3n) (PostgreSQL): one of each at a third and two thirds
+declare -A broker_at=() pg_at=()
+for j in $(seq 1 "$BROKER_OUTAGES"); do
+        broker_at[$(( KILLS * (3 * j - 2) / (3 * BROKER_OUTAGES) ))]=1
+done
+for j in $(seq 1 "$PG_RESTARTS"); do
+        pg_at[$(( KILLS * (3 * j - 1) / (3 * PG_RESTARTS) ))]=1
+done
+outages_broker=() outages_pg=()
 sleep 3
 for k in $(seq 0 $((KILLS - 1))); do
         chaos_random "$INTERVAL"; a=$CHAOS_R; chaos_random 10
         sleep "$((2 + a)).$CHAOS_R"
         chaos_check_alive || fail "a daemon died by itself"
-        if [ "$k" = "$broker_at" ]; then
+        if [ -n "${broker_at[$k]:-}" ]; then
                 chaos_random 4
                 d=$((5 + CHAOS_R))
                 chaos_log "broker outage ${d}s $(chaos_progress)"
@@ -108,18 +120,20 @@ for k in $(seq 0 $((KILLS - 1))); do
                 broker_down
                 sleep "$d"
                 broker_up
-                outage_broker=$(awk -v a="$b0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-                chaos_log "brokers up after ${outage_broker}s"
+                d=$(awk -v a="$b0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+                outages_broker+=("$d")
+                chaos_log "brokers up after ${d}s"
                 sleep 1
         fi
-        if [ "$k" = "$pg_at" ]; then
+        if [ -n "${pg_at[$k]:-}" ]; then
                 chaos_log "postgresql stop $(chaos_progress)"
                 p0=$(date +%s.%N)
                 pg_down
                 sleep 5
                 pg_up
-                outage_pg=$(awk -v a="$p0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-                chaos_log "postgresql up after ${outage_pg}s"
+                d=$(awk -v a="$p0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+                outages_pg+=("$d")
+                chaos_log "postgresql up after ${d}s"
                 sleep 1
         fi
         if [ "$k" -lt ${#stages[@]} ]; then
@@ -174,7 +188,8 @@ daemon_stop_all || fail "a daemon did not stop cleanly on SIGTERM"
 echo "---- tallies ----"
 echo "readings $points in $messages raw messages"
 chaos_tally
-echo "broker outage ${outage_broker}s, postgresql outage ${outage_pg}s"
+echo "broker outages (s): ${outages_broker[*]:-none}"
+echo "postgresql outages (s): ${outages_pg[*]:-none}"
 echo "kill loop ended at ${loop_end}s, rows settled at ${settled}s, total $(chaos_now)s"
 echo "seed=$SEED"
 echo "$NAME: ok"
