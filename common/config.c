@@ -208,10 +208,10 @@ void tally_config_usage(FILE *out, const char *prog, const char *about,
                 "  --help                     print this help\n");
 }
 
-int tally_config_parse(const char *prog, const char *about,
-                       const tally_opt *opts, size_t nopts, void *cfg,
-                       tally_kafka_props *kafka, int argc, char **argv,
-                       tally_err *err)
+static int config_parse(const char *prog, const char *about,
+                        const tally_opt *opts, size_t nopts, void *cfg,
+                        tally_kafka_props *kafka, int argc, char **argv,
+                        tally_err *err)
 {
         char env[96];
 
@@ -292,6 +292,20 @@ int tally_config_parse(const char *prog, const char *about,
                         return -1;
         }
         return 0;
+}
+
+int tally_config_parse(const char *prog, const char *about,
+                       const tally_opt *opts, size_t nopts, void *cfg,
+                       tally_kafka_props *kafka, int argc, char **argv,
+                       tally_err *err)
+{
+        int rc = config_parse(prog, about, opts, nopts, cfg, kafka, argc,
+                              argv, err);
+
+        /* --help or an error: the caller exits at once; nothing is kept */
+        if (rc)
+                tally_config_free(opts, nopts, cfg, kafka);
+        return rc;
 }
 
 void tally_config_free(const tally_opt *opts, size_t nopts, void *cfg,

@@ -103,7 +103,8 @@ typedef struct tally_common_cfg {
          "debug, info, warn or error", 0, 0, 0}
 
 /* Parses env then argv into cfg. Returns 0, 1 when --help was printed to
- * stdout (caller exits 0), or -1 with err naming the option (exit 2).
+ * stdout (caller exits 0), or -1 with err naming the option (exit 2); on
+ * 1 and -1 everything parsed is already released (freeing again is a no-op).
  * kafka (may be NULL if the program takes no -X) receives pass-through
  * properties in order: env first, then -X. */
 int tally_config_parse(const char *prog, const char *about,

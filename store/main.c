@@ -124,6 +124,7 @@ int main(int argc, char **argv)
         if (rc < 0 || tally_log_level_parse(cfg.common.log_level, &lvl)) {
                 fprintf(stderr, "tally-store: %s\n", rc < 0 ? err.msg :
                         "--log-level: expected debug, info, warn or error");
+                tally_config_free(store_opts, NOPTS, &cfg, &cfg.common.kafka);
                 return 2;
         }
         tally_log_init("store", lvl);

@@ -171,6 +171,7 @@ int main(int argc, char **argv)
         if (rc < 0 || (!cfg.kafka && !*cfg.file)) {
                 fprintf(stderr, "tally-decode: %s\n",
                         rc < 0 ? err.msg : "give --file F or --kafka");
+                tally_config_free(decode_opts, NOPTS, &cfg, &cfg.common.kafka);
                 return 2;
         }
         tally_log_init("decode", TALLY_LOG_WARN);
