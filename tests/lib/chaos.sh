@@ -28,7 +28,7 @@
 CHAOS_ARGS=()
 CHAOS_SLOT=
 CHAOS_T0=$(date +%s.%N)
-declare -A CHAOS_KILLS=()
+declare -A CHAOS_TALLY=()
 CHAOS_RNG=${CHAOS_SEED:-1}
 
 chaos_now() {
@@ -88,7 +88,7 @@ chaos_bounce() {
         local bin=${name%-*}
         chaos_log "SIG$sig $name (pid ${DAEMON_PIDS[$slot]}) $(chaos_progress)"
         chaos_kill "$slot" "$sig" || return 1
-        CHAOS_KILLS[$bin/$sig]=$(( ${CHAOS_KILLS[$bin/$sig]:-0} + 1 ))
+        CHAOS_TALLY[$bin/$sig]=$(( ${CHAOS_TALLY[$bin/$sig]:-0} + 1 ))
         chaos_restart "$slot"
 }
 
@@ -123,10 +123,12 @@ chaos_check_alive() {
 }
 
 chaos_tally() {
-        local k
-        for k in $(printf '%s\n' "${!CHAOS_KILLS[@]}" | sort); do
-                echo "kills $k ${CHAOS_KILLS[$k]}"
+        local k n=0
+        for k in $(printf '%s\n' "${!CHAOS_TALLY[@]}" | sort); do
+                echo "kills $k ${CHAOS_TALLY[$k]}"
+                n=$((n + CHAOS_TALLY[$k]))
         done
+        echo "kills total $n"
 }
 
 # the number of messages retained in a topic (read from the beginning
