@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# DISABLED (not test_*.sh, so ctest does not run it): fails on the current
+# ingest; see docs/testing-chaos.md, "Findings".
+#
+# A broker outage shorter than the consumer session timeout, with live
+# devices that buffer their readings through it (tally-gen --start now,
+# paced at the wall clock, producer reconnect backoff 10 s): ingest was at
+# the head of its raw partitions when the brokers went away, counts the
+# outage as quiet time and queues heartbeats (progress + 1 s, + 11 s,
+# + 21 s, then more after the brokers return and before the devices'
+# producers reconnect). They are appended ahead of the readings the
+# devices buffered, so readings of the window that was open when the
+# outage began become too_late: the broker outage moved event time.
+# Scaled down to run in ~4 min: --disorder 1s --lateness 5s
+# --idle-timeout 1s, outage 25 s starting 3 s before a minute boundary,
+# session.timeout.ms 40000 (production default 45000).
+set -euo pipefail
+: "${TALLY_BIN:?}" "${TALLY_SRC:?}"
+. "$TALLY_SRC/tests/lib/pg.sh"
+. "$TALLY_SRC/tests/lib/broker.sh"
+. "$TALLY_SRC/tests/lib/pipeline.sh"
+. "$TALLY_SRC/tests/lib/chaos.sh"
+cleanup() {
+        daemon_stop_all >/dev/null 2>&1 || true
+        broker_stop || true
+        pg_stop || true
+        rm -rf "$PIPE_DIR"
+}
+trap cleanup EXIT
+export TALLY_KAFKA_SESSION_TIMEOUT_MS=${TALLY_KAFKA_SESSION_TIMEOUT_MS:-40000}
+pg_start
+broker_start
+pipeline_env
+W=$PIPE_DIR
+T=(--disorder 1s --lateness 5s)
+OUTAGE=${OUTAGE:-25}
+
+"$TALLY_BIN/tally-gen" --seed 7 --devices 100 --sites 3 --duration 150s \
+        --start now --rate 200 --jitter 1s "${T[@]}" \
+        -X reconnect.backoff.max.ms=10000 \
+        --expect "$W/expected.tsv" --expect-dlq "$W/expected-dlq.tsv" \
+        2>"$W/gen.log" &
+gen_pid=$!
+sleep 1
+chaos_start ingest --idle-timeout 1s "${T[@]}" -X reconnect.backoff.max.ms=100
+chaos_start aggregate "${T[@]}"
+chaos_start store --pg "$TALLY_PG" "${T[@]}"
+sleep 20
+while [ $(( $(date +%s) % 60 )) != 57 ]; do sleep 0.2; done
+chaos_log "brokers down"
+broker_down
+sleep "$OUTAGE"
+broker_up
+chaos_log "brokers up"
+wait "$gen_pid"
+rc=0
+if ! pipeline_wait "$W/expected.tsv" 120; then
+        pipeline_diff "$W/expected.tsv" 8
+        rc=1
+fi
+echo "dead letters (expected none):"
+dlq_reasons
+# heartbeats that precede device data in the raw topic
+kcat -C -b "$TALLY_BROKERS" -t tally.raw -e -q -o beginning \
+        -f '%p %o %T %h|%s\n' 2>/dev/null |
+        awk '{ split($0, a, "|"); split(a[1], f, " "); p = f[1]
+               if (a[1] ~ /heartbeat/) { hb[p] = hb[p] " " f[2] ":" a[2]; n[p]++ }
+               else if (n[p]) mid[p] = hb[p] }
+             END { for (p in mid) print "partition " p " heartbeats (offset:value) before data:" mid[p] }' |
+        sort -n -k2 | head -n 3
+exit $rc
