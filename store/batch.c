@@ -1,6 +1,22 @@
 /* store/batch.c -- the batch transaction (see batch.h). Round trips per
- * batch: BEGIN, COPY, one upsert per table, one offsets UPDATE, COMMIT;
- * never one per row. */
+ * batch: BEGIN, the fenced offsets UPDATE, COPY, one merge statement
+ * (finest and every coarse table), COMMIT; never one per row.
+ *
+ * Coarse rows are maintained incrementally, never recomputed: a newer
+ * version of a finest rollup always counts a superset of the readings of
+ * an older one (the aggregate adds readings to a window in clean-log
+ * order, and version = readings counted), so replacing the stored version
+ * o of a finest row by a newer n changes its coarse row by
+ *   count += n.count - o.count, sum += n.sum - o.sum,
+ *   version += n.version - o.version, min = least(min, n.min),
+ *   max = greatest(max, n.max), first = the earlier of (first, n.first)
+ *   by (ts, origin), last = the later one,
+ * which is exactly what a recompute from the finest rows would give
+ * (sum up to rounding: see docs/schema.md). The old versions are read in
+ * the same statement; no other transaction can change them meanwhile,
+ * because every row of a series comes through one rollups partition and
+ * the offsets rows of the batch's partitions are locked first (that
+ * UPDATE is also the epoch fence). */
 #include "store/batch.h"
 
 #include <inttypes.h>
@@ -95,6 +111,15 @@ void store_batch_drop_partition(store_batch *b, int32_t partition)
 
 store_pg_rc store_batch_prepare(PGconn *conn, tally_err *err)
 {
+        /* the merge sorts a batch (a few MB) and is planned once per
+         * batch: no spill to disk, and no JIT compilation (tens of ms
+         * per statement, more than it saves on these plans) */
+        store_pg_rc rc = store_pg_exec(conn,
+                "SET work_mem = '64MB'; SET jit = off",
+                "session settings", err);
+
+        if (rc)
+                return rc;
         return store_pg_exec(conn,
                 "CREATE TEMP TABLE IF NOT EXISTS store_stage ("
                 " site text, device text, metric text, bucket timestamptz,"
@@ -206,75 +231,131 @@ static store_pg_rc copy_rows(PGconn *conn, store_batch *b, tally_err *err)
         " last_index = excluded.last_index,"                             \
         " version = excluded.version, updated_at = now()"
 
+/* d: the newest version per key in the batch, where it is newer than
+ * the stored one, with the stored count/sum/version (0 when none). The
+ * LIMIT keeps the LATERAL from being pulled up into a join: each old row
+ * is then a primary-key lookup, whereas a hash join would read the whole
+ * finest table (millions of rows). */
+static void delta_sql(tally_buf *q, const char *fine)
+{
+        tally_buf_printf(q,
+                "WITH d AS MATERIALIZED (SELECT s.*,"
+                " coalesce(o.count, 0) AS o_count,"
+                " coalesce(o.sum, 0) AS o_sum,"
+                " coalesce(o.version, 0) AS o_version"
+                " FROM (SELECT DISTINCT ON (site, device, metric, bucket)"
+                "  " STAGE_COLS " FROM store_stage"
+                "  ORDER BY site, device, metric, bucket, version DESC) s"
+                " LEFT JOIN LATERAL (SELECT f.count, f.sum, f.version"
+                "  FROM tally.rollup_%s_data f WHERE f.site = s.site"
+                "  AND f.device = s.device AND f.metric = s.metric"
+                "  AND f.bucket = s.bucket LIMIT 1) o ON true"
+                " WHERE o.version IS NULL OR s.version > o.version)",
+                fine);
+}
+
 static void finest_sql(tally_buf *q, const char *l)
 {
         tally_buf_printf(q,
                 "INSERT INTO tally.rollup_%s_data AS t (" STAGE_COLS ")"
-                " SELECT DISTINCT ON (site, device, metric, bucket) "
-                STAGE_COLS " FROM store_stage"
-                " ORDER BY site, device, metric, bucket, version DESC"
+                " SELECT " STAGE_COLS " FROM d"
                 " ON CONFLICT (site, device, metric, bucket) DO UPDATE SET"
                 SET_COLS " WHERE excluded.version > t.version", l);
 }
 
-/* first = smallest (first_ts, origin), last = largest (last_ts, origin);
- * sums added in bucket order so that every run gives the same bits. */
-#define FIRST_ORDER "ORDER BY f.first_ts, f.first_partition, " \
-        "f.first_offset, f.first_index"
-#define LAST_ORDER "ORDER BY f.last_ts DESC, f.last_partition DESC, " \
-        "f.last_offset DESC, f.last_index DESC"
+/* first = smallest (first_ts, origin), last = largest (last_ts, origin) */
+#define FIRST_ORDER "ORDER BY first_ts, first_partition, " \
+        "first_offset, first_index"
+#define LAST_ORDER "ORDER BY last_ts DESC, last_partition DESC, " \
+        "last_offset DESC, last_index DESC"
+#define FIRST_KEY(r) "(" r ".first_ts, " r ".first_partition, " \
+        r ".first_offset, " r ".first_index)"
+#define LAST_KEY(r) "(" r ".last_ts, " r ".last_partition, " \
+        r ".last_offset, " r ".last_index)"
+#define FIRST_SET(c) " " c " = CASE WHEN " FIRST_KEY("excluded") " < " \
+        FIRST_KEY("t") " THEN excluded." c " ELSE t." c " END,"
+#define LAST_SET(c) " " c " = CASE WHEN " LAST_KEY("excluded") " > " \
+        LAST_KEY("t") " THEN excluded." c " ELSE t." c " END,"
+#define OF_FIRST(c) " min(" c ") FILTER (WHERE fr = 1),"
+#define OF_LAST(c) " min(" c ") FILTER (WHERE lr = 1),"
 
-/* One LATERAL aggregate per touched (series, coarse bucket): each is an
- * index range scan on the finest table's primary key, whatever the
- * planner's statistics (a join here may sort the whole finest table). */
-static void coarse_sql(tally_buf *q, const char *fine, const char *l,
-                       int64_t ms)
+/* The batch's changes per (series, coarse bucket), merged into the
+ * stored coarse row (or inserted: then the deltas are the whole row,
+ * since every finest row of the bucket is new). first and last of a
+ * group come from the row numbered 1 by a window ordering (cheaper than
+ * an ordered array_agg per column, which sorts per group). Sums are added
+ * in bucket order so that a batch always gives the same bits. */
+static void coarse_sql(tally_buf *q, const char *l, int64_t ms)
 {
+        char cb[128];
+
+        snprintf(cb, sizeof(cb), "date_bin(interval '%" PRId64
+                 " milliseconds', bucket, timestamptz '1970-01-01 00:00:00+00')",
+                 ms);
         tally_buf_printf(q,
                 "INSERT INTO tally.rollup_%s_data AS t (" STAGE_COLS ")"
-                " SELECT k.site, k.device, k.metric, k.cb, a.count, a.sum,"
-                " a.min, a.max, a.first_value, a.first_ts,"
-                " a.first_partition, a.first_offset, a.first_index,"
-                " a.last_value, a.last_ts, a.last_partition, a.last_offset,"
-                " a.last_index, a.version"
-                " FROM (SELECT DISTINCT site, device, metric,"
-                "  date_bin(interval '%" PRId64 " milliseconds', bucket,"
-                "  timestamptz '1970-01-01 00:00:00+00') AS cb"
-                "  FROM store_stage) k,"
-                " LATERAL (SELECT sum(f.count) AS count,"
-                " sum(f.sum ORDER BY f.bucket) AS sum,"
-                " min(f.min) AS min, max(f.max) AS max,"
-                " (array_agg(f.first_value " FIRST_ORDER "))[1] AS first_value,"
-                " min(f.first_ts) AS first_ts,"
-                " (array_agg(f.first_partition " FIRST_ORDER "))[1] AS first_partition,"
-                " (array_agg(f.first_offset " FIRST_ORDER "))[1] AS first_offset,"
-                " (array_agg(f.first_index " FIRST_ORDER "))[1] AS first_index,"
-                " (array_agg(f.last_value " LAST_ORDER "))[1] AS last_value,"
-                " max(f.last_ts) AS last_ts,"
-                " (array_agg(f.last_partition " LAST_ORDER "))[1] AS last_partition,"
-                " (array_agg(f.last_offset " LAST_ORDER "))[1] AS last_offset,"
-                " (array_agg(f.last_index " LAST_ORDER "))[1] AS last_index,"
-                " sum(f.version) AS version"
-                "  FROM tally.rollup_%s_data f WHERE f.site = k.site"
-                "  AND f.device = k.device AND f.metric = k.metric"
-                "  AND f.bucket >= k.cb"
-                "  AND f.bucket < k.cb + interval '%" PRId64 " milliseconds') a"
-                " WHERE a.count > 0"
+                " SELECT site, device, metric, cb,"
+                " sum(count - o_count)::bigint,"
+                " sum(sum - o_sum ORDER BY bucket), min(min), max(max),"
+                OF_FIRST("first_value") " min(first_ts),"
+                OF_FIRST("first_partition") OF_FIRST("first_offset")
+                OF_FIRST("first_index")
+                OF_LAST("last_value") " max(last_ts),"
+                OF_LAST("last_partition") OF_LAST("last_offset")
+                OF_LAST("last_index")
+                " sum(version - o_version)::bigint"
+                " FROM (SELECT d.*, %s AS cb,"
+                " row_number() OVER (PARTITION BY site, device, metric, %s "
+                FIRST_ORDER ") AS fr,"
+                " row_number() OVER (PARTITION BY site, device, metric, %s "
+                LAST_ORDER ") AS lr FROM d) x"
+                " GROUP BY 1, 2, 3, 4"
                 " ON CONFLICT (site, device, metric, bucket) DO UPDATE SET"
-                SET_COLS " WHERE t.version IS DISTINCT FROM excluded.version"
-                " OR t.count IS DISTINCT FROM excluded.count",
-                l, ms, fine, ms);
+                " count = t.count + excluded.count,"
+                " sum = t.sum + excluded.sum,"
+                " min = least(t.min, excluded.min),"
+                " max = greatest(t.max, excluded.max),"
+                FIRST_SET("first_value") FIRST_SET("first_ts")
+                FIRST_SET("first_partition") FIRST_SET("first_offset")
+                FIRST_SET("first_index")
+                LAST_SET("last_value") LAST_SET("last_ts")
+                LAST_SET("last_partition") LAST_SET("last_offset")
+                LAST_SET("last_index")
+                " version = t.version + excluded.version,"
+                " updated_at = now()",
+                l, cb, cb, cb);
 }
 
-static store_pg_rc exec_q(PGconn *conn, tally_buf *q, const char *what,
-                          tally_err *err)
+/* One statement: the deltas, the finest upsert and one merge per coarse
+ * table, as data-modifying CTEs over the same deltas. */
+static void merge_sql(tally_buf *q, const tally_windows *w)
 {
-        tally_buf_putc(q, 0);
-        return store_pg_exec(conn, (const char *)q->data, what, err);
+        char l[24];
+
+        store_window_label(w->ms[0], l, sizeof(l));
+        delta_sql(q, l);
+        if (w->n == 1) {
+                finest_sql(q, l);
+                return;
+        }
+        tally_buf_printf(q, ", f AS (");
+        finest_sql(q, l);
+        tally_buf_printf(q, ")");
+        for (int k = 1; k < w->n; k++) {
+                store_window_label(w->ms[k], l, sizeof(l));
+                if (k < w->n - 1)
+                        tally_buf_printf(q, ", c%d AS (", k);
+                coarse_sql(q, l, w->ms[k]);
+                if (k < w->n - 1)
+                        tally_buf_printf(q, ")");
+        }
 }
 
-/* UPDATE ... WHERE epoch = ours RETURNING partition; the partitions not
- * returned were taken over. */
+/* UPDATE ... WHERE epoch = ours RETURNING partition, first thing in the
+ * transaction: it locks the offsets rows of the batch's partitions until
+ * COMMIT (an assignment elsewhere waits to bump the epoch), and the
+ * partitions not returned were taken over: the caller rolls back before
+ * anything else is written. */
 static int update_offsets(PGconn *conn, store_batch *b, const char *topic,
                           int32_t *stale, size_t *nstale, tally_err *err)
 {
@@ -333,63 +414,77 @@ out:
         return rc;
 }
 
-int store_batch_write(PGconn *conn, store_batch *b, const char *topic,
-                      const tally_windows *w, int32_t *stale, size_t *nstale,
-                      tally_err *err)
+/* Makes sure the time partitions of every touched bucket exist (cached;
+ * rows of a batch mostly share their buckets, so skip repeats). */
+static int ensure_partitions(PGconn *conn, const store_batch *b,
+                             const tally_windows *w, tally_err *err)
 {
-        tally_buf q = TALLY_BUF_INIT;
-        char fine[24];
+        int64_t last[TALLY_WINDOWS_MAX];
         int rc;
 
-        *nstale = 0;
-        /* partitions first, in their own transactions (they lock the
-         * parent table; the batch transaction should not wait on that) */
+        for (int k = 0; k < w->n; k++)
+                last[k] = INT64_MIN;
         for (size_t i = 0; i < b->n; i++) {
                 const tally_rollup *r = &b->rows[i].r;
 
                 for (int k = 0; k < w->n; k++) {
                         int64_t s = tally_window_start(r->start_ms, w->ms[k]);
 
+                        if (s == last[k])
+                                continue;
                         if ((rc = store_partition_ensure(conn, w->ms[k], s,
                                                          err)))
                                 return rc;
+                        last[k] = s;
                 }
         }
+        return STORE_PG_OK;
+}
+
+int store_batch_write(PGconn *conn, store_batch *b, const char *topic,
+                      const tally_windows *w, int32_t *stale, size_t *nstale,
+                      tally_err *err)
+{
+        tally_buf q = TALLY_BUF_INIT;
+        int64_t t0 = tally_now_mono_ms(), t1, t2, t3;
+        int rc;
+
+        *nstale = 0;
+        /* partitions first, in their own transactions (they lock the
+         * parent table; the batch transaction should not wait on that) */
+        if ((rc = ensure_partitions(conn, b, w, err)))
+                return rc;
         if ((rc = store_pg_exec(conn, "BEGIN", "begin", err)))
                 return rc;
-        store_window_label(w->ms[0], fine, sizeof(fine));
+        if ((rc = update_offsets(conn, b, topic, stale, nstale, err)))
+                goto fail;
+        t1 = tally_now_mono_ms();
+        t2 = t3 = t1;
         if (b->n) {
                 build_copy(b);
                 if ((rc = copy_rows(conn, b, err)))
                         goto fail;
-                /* temp tables get no autovacuum statistics; without them
-                 * the planner may scan whole tables for the merges */
-                if ((rc = store_pg_exec(conn, "ANALYZE store_stage",
-                                        "analyze staging", err)))
+                t2 = tally_now_mono_ms();
+                merge_sql(&q, w);
+                tally_buf_putc(&q, 0);
+                if ((rc = store_pg_exec(conn, (const char *)q.data, "merge",
+                                        err)))
                         goto fail;
-                finest_sql(&q, fine);
-                if ((rc = exec_q(conn, &q, "upsert finest", err)))
-                        goto fail;
-                for (int k = 1; k < w->n; k++) {
-                        char l[24];
-
-                        store_window_label(w->ms[k], l, sizeof(l));
-                        tally_buf_reset(&q);
-                        coarse_sql(&q, fine, l, w->ms[k]);
-                        if ((rc = exec_q(conn, &q, "upsert coarse", err)))
-                                goto fail;
-                }
+                t3 = tally_now_mono_ms();
         }
-        if ((rc = update_offsets(conn, b, topic, stale, nstale, err)))
-                goto fail;
         rc = store_pg_exec(conn, "COMMIT", "commit", err);
-        tally_buf_free(&q);
         /* after the first sizeable batch into a fresh partition, give the
-         * planner statistics (a failure here is retried like any other:
-         * the batch is idempotent) */
-        if (!rc && b->n >= 1000 && w->n > 1)
+         * planner statistics: without them it may look old rows up by the
+         * (site, metric, bucket) index and read whole sites (a failure
+         * here is retried like any other: the batch is idempotent) */
+        if (!rc && b->n >= 1000)
                 rc = store_partition_analyze_once(conn, w->ms[0],
                                                   b->rows[0].r.start_ms, err);
+        b->ms_fence = t1 - t0;
+        b->ms_copy = t2 - t1;
+        b->ms_merge = t3 - t2;
+        b->ms_commit = tally_now_mono_ms() - t3;
+        tally_buf_free(&q);
         return rc;
 fail:
         tally_buf_free(&q);

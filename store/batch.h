@@ -1,9 +1,10 @@
 /* store/batch.h -- one worker's batch of decoded rollups and the
  * PostgreSQL transaction that writes it:
- *   COPY rows into a temp staging table; upsert the newest version per key
- *   into the finest table (only where it is newer); recompute the coarser
- *   rows those keys touch from the finest rows; advance the offsets rows
- *   of the batch's partitions, fenced by their owner epoch; COMMIT.
+ *   advance (and lock) the offsets rows of the batch's partitions, fenced
+ *   by their owner epoch; COPY rows into a temp staging table; upsert the
+ *   newest version per key into the finest table (only where it is
+ *   newer) and merge the changes into the coarser rows (incrementally,
+ *   see batch.c); COMMIT.
  * A batch is owned by one worker thread and reused (memory is bounded by
  * its capacity). Nothing here logs; results come back as codes + err. */
 #pragma once
@@ -35,6 +36,8 @@ typedef struct store_batch {
         size_t dlq;                     /* records sent to the DLQ */
         int64_t opened_ms;              /* monotonic time of first record */
         tally_buf copy;                 /* COPY text, rebuilt per attempt */
+        /* timings of the last written batch, for the debug log */
+        int64_t ms_fence, ms_copy, ms_merge, ms_commit;
 } store_batch;
 
 /* STORE_PG_OK / RETRY / FATAL, or STALE: some partitions' epochs moved on
@@ -58,7 +61,7 @@ void store_batch_offset(store_batch *b, int32_t partition, int64_t offset,
 /* Removes every row and offset of partition (it was taken over). */
 void store_batch_drop_partition(store_batch *b, int32_t partition);
 
-/* Once per new connection: creates the staging table. */
+/* Once per new connection: session settings and the staging table. */
 store_pg_rc store_batch_prepare(PGconn *conn, tally_err *err);
 
 /* Writes the batch in one transaction (see top). windows->ms[0] is the

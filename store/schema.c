@@ -8,6 +8,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,11 @@
 #define PART_LOCK_KEY INT64_C(7216373200002)    /* partition creation */
 
 static int64_t retention_ms;    /* 0 = keep everything */
+/* Coarse rows are updated in place by nearly every batch: leave room on
+ * their pages so that the updates are HOT (no new index entries; none
+ * of the indexed columns ever changes). */
+#define COARSE_FILLFACTOR 70
+static _Atomic int64_t finest_ms;       /* set by store_schema_migrate */
 
 void store_schema_set_retention(int64_t ms)
 {
@@ -112,7 +118,8 @@ static void window_sql(tally_buf *b, int64_t ms, int finest)
                 " PRIMARY KEY (site, device, metric, bucket))"
                 " PARTITION BY RANGE (bucket);"
                 "CREATE TABLE IF NOT EXISTS tally.rollup_%s_data_default"
-                " PARTITION OF tally.rollup_%s_data DEFAULT;"
+                " PARTITION OF tally.rollup_%s_data DEFAULT"
+                " WITH (fillfactor = %d);"
                 "CREATE INDEX IF NOT EXISTS rollup_%s_device_bucket"
                 " ON tally.rollup_%s_data (device, bucket);"
                 "CREATE INDEX IF NOT EXISTS rollup_%s_site_metric_bucket"
@@ -128,7 +135,7 @@ static void window_sql(tally_buf *b, int64_t ms, int finest)
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON tally.rollup_%s_data"
                 " TO tally_writer;"
                 "GRANT SELECT ON tally.rollup_%s TO tally_reader, tally_writer;",
-                l, l, l, l, l, l, l, l, l,
+                l, l, l, finest ? 100 : COARSE_FILLFACTOR, l, l, l, l, l, l,
                 finest ? ", written from tally.rollups"
                        : ", merged from the finest rows",
                 l, l, l, l, l);
@@ -187,6 +194,7 @@ store_pg_rc store_schema_migrate(PGconn *conn, const tally_windows *w,
         store_pg_rc rc;
         int64_t now = tally_now_wall_ms();
 
+        finest_ms = w->ms[0];
         snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%" PRId64 ")",
                  SCHEMA_LOCK_KEY);
         if ((rc = store_pg_exec(conn, sql, "schema lock", err)))
@@ -321,9 +329,10 @@ static store_pg_rc create_partition(PGconn *conn, int64_t window_ms,
                  "  SELECT 1 FROM tally.rollup_%s_data_default"
                  "  WHERE bucket >= '%s' AND bucket < '%s') THEN"
                  "  CREATE TABLE tally.%s PARTITION OF tally.rollup_%s_data"
-                 "  FOR VALUES FROM ('%s') TO ('%s');"
+                 "  FOR VALUES FROM ('%s') TO ('%s') WITH (fillfactor = %d);"
                  " END IF; END $$;COMMIT",
-                 PART_LOCK_KEY, name, l, lo, hi, name, l, lo, hi);
+                 PART_LOCK_KEY, name, l, lo, hi, name, l, lo, hi,
+                 window_ms > finest_ms ? COARSE_FILLFACTOR : 100);
         rc = store_pg_exec(conn, sql, "create partition", err);
         if (rc) {
                 if (PQstatus(conn) == CONNECTION_OK)

@@ -103,9 +103,14 @@ static int worker_flush_once(store_worker *w, int *waiting_out)
                                        &err);
                 if (rc == STORE_PG_OK) {
                         tally_log_debug("batch_written",
-                                "worker=%d rows=%zu partitions=%zu dlq=%zu ms=%lld",
+                                "worker=%d rows=%zu partitions=%zu dlq=%zu ms=%lld"
+                                " fence_ms=%lld copy_ms=%lld merge_ms=%lld"
+                                " commit_ms=%lld",
                                 w->id, b->n, b->nparts, b->dlq,
-                                (long long)(tally_now_mono_ms() - t0));
+                                (long long)(tally_now_mono_ms() - t0),
+                                (long long)b->ms_fence, (long long)b->ms_copy,
+                                (long long)b->ms_merge,
+                                (long long)b->ms_commit);
                         atomic_fetch_add(&w->ctx->rows, (long long)b->n);
                         atomic_fetch_add(&w->ctx->dlq, (long long)b->dlq);
                         atomic_fetch_add(&w->ctx->batches, 1);
