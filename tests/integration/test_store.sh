@@ -9,7 +9,11 @@
 # same version twice in one batch; a bad record goes to tally.dlq with
 # its headers and does not stop the store (its offset advances); a
 # graceful stop (SIGTERM -> exit 0) and restart resumes from the offsets
-# in PostgreSQL; a record with the wrong window goes to the DLQ.
+# in PostgreSQL; a record with the wrong window goes to the DLQ; newer
+# versions of finest rows arriving after their hour row was written (the
+# hour row is merged incrementally: it must equal a recompute), the same
+# key in several versions in one batch; and at the end, every coarse row
+# equals the recompute from its finest rows.
 set -u
 : "${TALLY_BIN:?set TALLY_BIN to the bin directory of the build}"
 SRC=${TALLY_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -98,6 +102,19 @@ rec() {
         printf '"last":{"ts_ms":%s,"value":%s,"origin":[0,%s,0]},' \
                 $(($3 + 59000)) "$7" $(($8 + 1))
         printf '"version":%s}\n' "$9"
+}
+
+# rec2 DEVICE START_MS COUNT SUM MIN MAX FIRST_TS FIRST_VAL FIRST_OFF
+#      LAST_TS LAST_VAL LAST_OFF VERSION: first/last given explicitly
+# (origins [2,OFF,0]), so that newer versions can count earlier and later
+# readings, as the aggregate's versions do (each a superset of the last).
+rec2() {
+        printf '{"v":1,"site":"DAL-07","device":"%s","metric":"kwh",' "$1"
+        printf '"window_ms":60000,"start_ms":%s,"count":%s,"sum":%s,' "$2" "$3" "$4"
+        printf '"min":%s,"max":%s,' "$5" "$6"
+        printf '"first":{"ts_ms":%s,"value":%s,"origin":[2,%s,0]},' "$7" "$8" "$9"
+        printf '"last":{"ts_ms":%s,"value":%s,"origin":[2,%s,0]},' "${10}" "${11}" "${12}"
+        printf '"version":%s}\n' "${13}"
 }
 
 # wait until the stored next offsets of all partitions sum to $1 records
@@ -241,7 +258,70 @@ start_store
 wait_offsets 14
 check "stored after reassignment" \
         "SELECT version FROM tally.rollup_1m WHERE device='cooler-17' AND bucket='$HTS'" 4
+
+# --- newer versions after the hour row was written: the hour row is
+# merged from the changes (count/sum/version deltas, min/max/first/last).
+{
+        rec2 late-1 $M0 2 10 4 6 $((M0 + 20000)) 4 50 $((M0 + 40000)) 6 51 2
+        rec2 late-1 $M1 1 7 7 7 $((M1 + 5000)) 7 60 $((M1 + 5000)) 7 60 1
+} | produce 2
+wait_offsets 16
+check "hour row of late-1 before" \
+        "SELECT format('%s/%s/%s/%s/%s/%s/%s', count, sum, min, max, first_value, last_value, version) FROM tally.rollup_1h WHERE device='late-1'" \
+        "3/17/4/7/4/7/3"
+# one batch: M0 grows to v4 (an earlier first and a later last inside
+# M0); M1 re-delivered at v1, then v2 twice; M2 new at v1 and v3
+{
+        rec2 late-1 $M0 4 20 1 9 $((M0 + 10000)) 1 70 $((M0 + 50000)) 9 71 4
+        rec2 late-1 $M1 1 7 7 7 $((M1 + 5000)) 7 60 $((M1 + 5000)) 7 60 1
+        rec2 late-1 $M1 2 15 7 8 $((M1 + 5000)) 7 60 $((M1 + 30000)) 8 61 2
+        rec2 late-1 $M1 2 15 7 8 $((M1 + 5000)) 7 60 $((M1 + 30000)) 8 61 2
+        rec2 late-1 $M2 1 2 2 2 $((M2 + 1000)) 2 80 $((M2 + 1000)) 2 80 1
+        rec2 late-1 $M2 3 6 1 3 $((M2 + 1000)) 2 80 $((M2 + 30000)) 3 82 3
+} | produce 2
+wait_offsets 22
+check "1m rows of late-1" \
+        "SELECT string_agg(format('%s/%s/%s', count, sum, version), ' ' ORDER BY bucket) FROM tally.rollup_1m WHERE device='late-1'" \
+        "4/20/4 2/15/2 3/6/3"
+check "hour row of late-1 merged" \
+        "SELECT format('%s/%s/%s/%s/%s/%s/%s', count, sum, min, max, first_value, last_value, version) FROM tally.rollup_1h WHERE device='late-1'" \
+        "9/41/1/9/1/3/9"
+check "hour first/last of late-1" \
+        "SELECT format('%s/%s/%s/%s', (extract(epoch FROM first_ts)*1000)::bigint - $H, first_offset, (extract(epoch FROM last_ts)*1000)::bigint - $H, last_offset) FROM tally.rollup_1h_data WHERE device='late-1'" \
+        "10000/70/150000/82"
+# a late newer version of the first minute only (nothing else of the
+# hour in the batch): last stays M2's
+rec2 late-1 $M0 5 25 1 9 $((M0 + 10000)) 1 70 $((M0 + 55000)) 5 72 5 | produce 2
+wait_offsets 23
+check "hour row of late-1 after a lone late version" \
+        "SELECT format('%s/%s/%s/%s/%s', count, sum, last_value, last_offset, version) FROM tally.rollup_1h_data WHERE device='late-1'" \
+        "10/46/3/82/10"
 stop_store
+
+# --- every coarse row equals the recompute from its finest rows
+check "coarse rows equal the recompute from the finest rows" "
+SELECT count(*) FROM tally.rollup_1h_data h FULL JOIN (
+  SELECT site, device, metric,
+   date_bin('1 hour', bucket, timestamptz '1970-01-01 00:00:00+00') AS b,
+   sum(count) AS c, sum(sum) AS s, min(min) AS mn, max(max) AS mx,
+   sum(version) AS v,
+   (array_agg(ARRAY[first_value, extract(epoch FROM first_ts)::float8,
+     first_partition, first_offset, first_index]
+     ORDER BY first_ts, first_partition, first_offset, first_index))[1:1] AS f,
+   (array_agg(ARRAY[last_value, extract(epoch FROM last_ts)::float8,
+     last_partition, last_offset, last_index]
+     ORDER BY last_ts DESC, last_partition DESC, last_offset DESC,
+     last_index DESC))[1:1] AS l
+  FROM tally.rollup_1m_data GROUP BY 1, 2, 3, 4) r
+ ON h.site = r.site AND h.device = r.device AND h.metric = r.metric
+  AND h.bucket = r.b
+ WHERE h.site IS NULL OR r.site IS NULL OR h.count <> r.c
+  OR abs(h.sum - r.s) > 1e-9 * greatest(1, abs(r.s))
+  OR h.min <> r.mn OR h.max <> r.mx OR h.version <> r.v
+  OR ARRAY[[h.first_value, extract(epoch FROM h.first_ts)::float8,
+     h.first_partition, h.first_offset, h.first_index]] <> r.f
+  OR ARRAY[[h.last_value, extract(epoch FROM h.last_ts)::float8,
+     h.last_partition, h.last_offset, h.last_index]] <> r.l" 0
 
 # --- retention: partitions wholly older than now - 1d are dropped
 OLD=rollup_1m_data_p$(date -u -d '-2 days' +%Y%m%d)
