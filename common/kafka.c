@@ -85,7 +85,7 @@ rd_kafka_conf_t *tally_kafka_conf_new(const tally_common_cfg *c,
                 {"enable.auto.offset.store", "false"},
                 {"auto.offset.reset", "error"},  /* never skip silently */
                 {"queued.min.messages", "200000"},
-                {"queued.max.messages.kbytes", "262144"},
+                {"queued.max.messages.kbytes", "65536"},  /* bounds RSS */
                 {"fetch.wait.max.ms", "50"},
                 {"reconnect.backoff.max.ms", "1000"},
                 {"enable.partition.eof", "true"},

@@ -24,6 +24,7 @@ typedef struct ingest_origin {
         int at_eof;
         int hb_pending;
         int64_t hb_sent_mono;
+        int64_t eof_mono;               /* when the head was last reached */
         int64_t last_activity_mono;
 } ingest_origin;
 
@@ -170,6 +171,11 @@ static int worker_handle(ingest_worker *w, const rd_kafka_message_t *m,
         if (o->gen != gen)
                 worker_origin_reset(w, o, p, gen);
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                /* quiet time starts when the head is confirmed, not at the
+                 * last message: a fetch that only reaches the head after a
+                 * broker outage must not count the outage as quiet */
+                if (!o->at_eof)
+                        o->eof_mono = tally_now_mono_ms();
                 o->at_eof = 1;
                 return 0;
         }
@@ -357,14 +363,21 @@ static void worker_heartbeats(ingest_worker *w, int64_t now)
         for (int32_t p = w->id; p < np; p += (int32_t)cfg->common.threads) {
                 ingest_origin *o = &w->origins[p];
                 char val[32];
-                int64_t hb;
+                int64_t hb, quiet_start;
                 tally_err err;
 
                 if (!worker_owned(w, p) || !o->at_eof)
                         continue;
-                if (o->hb_pending && now - o->hb_sent_mono < 10 * cfg->idle_timeout_ms)
+                /* one heartbeat at a time: the next only once this one was
+                 * read back, which also restarts the quiet time. So a broker
+                 * outage queues at most one heartbeat (computed before it),
+                 * and time spent unable to reach the brokers never counts
+                 * as quiet time. */
+                if (o->hb_pending)
                         continue;
-                if (now - o->last_activity_mono < cfg->idle_timeout_ms)
+                quiet_start = o->last_activity_mono > o->eof_mono ?
+                              o->last_activity_mono : o->eof_mono;
+                if (now - quiet_start < cfg->idle_timeout_ms)
                         continue;
                 /* the heartbeat is data in the raw log: replay sees the
                  * same value, so progress stays a function of the log */
@@ -372,7 +385,7 @@ static void worker_heartbeats(ingest_worker *w, int64_t now)
                         hb = tally_now_wall_ms() - cfg->idle_timeout_ms -
                              cfg->common.disorder_ms;
                 else
-                        hb = o->progress + (now - o->last_activity_mono);
+                        hb = o->progress + (now - quiet_start);
                 snprintf(val, sizeof(val), "%" PRId64, hb);
                 if (rd_kafka_producev(w->prod.rk,
                                       RD_KAFKA_V_TOPIC(cfg->common.topic_raw),
