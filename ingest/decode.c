@@ -8,6 +8,7 @@
  * strings point into the jansson tree, which lives until the element (or
  * the message) is done. */
 #include "ingest/decode.h"
+#include "ingest/json_arena.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -53,6 +54,7 @@ ingest_decoder *ingest_decoder_new(const ingest_limits *lim)
 
         if (!d)
                 return NULL;
+        ingest_json_arena_install();
         if (lim)
                 d->lim = *lim;
         else
@@ -210,7 +212,7 @@ static int emit_reject(dec_run *run, const char *reason, const char *text,
                 run->stopped = 1;
                 rc = -1;
         }
-        free(dump);
+        ingest_json_free(dump);
         return rc;
 }
 
@@ -590,13 +592,15 @@ int ingest_decode(ingest_decoder *d, const void *buf, size_t len,
         run.ts_min = sat_add(record_ts_ms, -d->lim.max_past_ms);
         run.ts_max = sat_add(record_ts_ms, d->lim.max_future_ms);
 
-        if (p[i] == '[')
-                rc = decode_array(&run, (const char *)p + i, n - i, err);
-        else if (p[i] == '{')
-                rc = decode_object(&run, (const char *)p + i, n - i, err);
-        else
+        if (p[i] != '[' && p[i] != '{')
                 return tally_err_set(err, "malformed_json",
                                      "starts with neither '{' nor '['");
+        ingest_json_arena_open();
+        if (p[i] == '[')
+                rc = decode_array(&run, (const char *)p + i, n - i, err);
+        else
+                rc = decode_object(&run, (const char *)p + i, n - i, err);
+        ingest_json_arena_close();
         if (run.stopped)
                 return tally_err_set(err, "callback",
                                      "callback stopped decoding");
