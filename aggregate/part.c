@@ -7,14 +7,19 @@
 
 typedef struct agg_slot {
         int64_t start;
-        agg_win *wins;
-        uint32_t n, cap;
+        agg_win **blocks;       /* windows in fixed blocks: no realloc
+                                   slack or copying as a slot grows */
+        uint32_t n, nblocks;
         uint32_t *index;        /* series -> win idx + 1 (open addressing) */
         uint32_t mask;
         uint32_t *dirty;        /* idx of dirty wins */
         uint32_t ndirty, dcap;
         int64_t min_offset;
 } agg_slot;
+
+#define WIN_BLOCK_BITS 10
+#define WIN_BLOCK (1u << WIN_BLOCK_BITS)
+#define WIN(s, i) (&(s)->blocks[(i) >> WIN_BLOCK_BITS][(i) & (WIN_BLOCK - 1)])
 
 struct agg_part {
         agg_params p;
@@ -44,8 +49,10 @@ agg_part *agg_part_new(const agg_params *p, int64_t final_below)
 static void slot_free(agg_slot *s)
 {
         for (uint32_t i = 0; i < s->n; i++)
-                free(s->wins[i].more);
-        free(s->wins);
+                free(WIN(s, i)->more);
+        for (uint32_t b = 0; b < s->nblocks; b++)
+                free(s->blocks[b]);
+        free(s->blocks);
         free(s->index);
         free(s->dirty);
 }
@@ -106,7 +113,7 @@ static void slot_grow(agg_slot *s)
         if (!idx)
                 abort();
         for (uint32_t i = 0; i < s->n; i++) {
-                uint32_t h = slot_hash(s->wins[i].series) & mask;
+                uint32_t h = slot_hash(WIN(s, i)->series) & mask;
                 while (idx[h])
                         h = (h + 1) & mask;
                 idx[h] = i + 1;
@@ -122,20 +129,23 @@ static agg_win *slot_win(agg_part *pt, agg_slot *s, uint32_t series, uint32_t *i
         agg_win *w;
 
         while (s->index[h]) {
-                w = &s->wins[s->index[h] - 1];
+                w = WIN(s, s->index[h] - 1);
                 if (w->series == series) {
                         *idx_out = s->index[h] - 1;
                         return w;
                 }
                 h = (h + 1) & s->mask;
         }
-        if (s->n == s->cap) {
-                s->cap = s->cap ? s->cap * 2 : 64;
-                s->wins = realloc(s->wins, s->cap * sizeof(*s->wins));
-                if (!s->wins)
+        if (s->n == s->nblocks * WIN_BLOCK) {
+                s->blocks = realloc(s->blocks, (s->nblocks + 1) * sizeof(*s->blocks));
+                if (!s->blocks)
                         abort();
+                s->blocks[s->nblocks] = malloc(WIN_BLOCK * sizeof(agg_win));
+                if (!s->blocks[s->nblocks])
+                        abort();
+                s->nblocks++;
         }
-        w = &s->wins[s->n];
+        w = WIN(s, s->n);
         memset(w, 0, sizeof(*w));
         w->series = series;
         w->seen.partition = -1;
@@ -280,7 +290,8 @@ void agg_part_progress(agg_part *pt, int32_t raw_partitions, int32_t origin,
 static int slot_emit(agg_part *pt, agg_slot *s, agg_emit_fn emit, void *opaque)
 {
         for (uint32_t i = 0; i < s->ndirty; i++) {
-                agg_win *w = &s->wins[s->dirty[i]];
+                uint32_t idx = s->dirty[i];
+                agg_win *w = WIN(s, idx);
 
                 w->dirty = 0;
                 if (emit(opaque, agg_series_get(pt->series, w->series), s->start, w)) {
@@ -288,7 +299,7 @@ static int slot_emit(agg_part *pt, agg_slot *s, agg_emit_fn emit, void *opaque)
                         memmove(s->dirty, s->dirty + i + 1,
                                 (s->ndirty - i - 1) * sizeof(*s->dirty));
                         s->ndirty -= i + 1;
-                        slot_mark_dirty(s, w, (uint32_t)(w - s->wins));
+                        slot_mark_dirty(s, w, idx);
                         return -1;
                 }
         }
