@@ -8,6 +8,7 @@
 
 #include "aggregate/agg.h"
 #include "aggregate/worker.h"
+#include "common/daemon.h"
 #include "common/kafka.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -28,21 +29,15 @@ static int agg_assign(void *app, rd_kafka_topic_partition_list_t *parts,
                       tally_err *err)
 {
         agg_ctx *ctx = app;
-        rd_kafka_resp_err_t e;
 
-        for (int i = 0; i < parts->cnt; i++)
-                parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
-        e = rd_kafka_committed(tally_group_rk(ctx->group), parts, 30000);
-        if (e)
-                return tally_err_set(err, "kafka", "reading committed offsets: %s",
-                                     rd_kafka_err2str(e));
+        if (tally_group_committed(ctx->group, parts, err))
+                return -1;
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
                 int64_t *fb = &ctx->final_below[tp->partition];
 
-                if (tp->offset < 0) {
+                if (tp->offset == RD_KAFKA_OFFSET_BEGINNING) {
                         *fb = INT64_MIN;
-                        tp->offset = RD_KAFKA_OFFSET_BEGINNING;
                         continue;
                 }
                 if (!tp->metadata ||
@@ -86,26 +81,16 @@ int main(int argc, char **argv)
         agg_ctx *ctx;
         agg_worker **workers = NULL;
         rd_kafka_conf_t *conf;
-        enum tally_log_level lvl;
         tally_err err;
         int rc, nworkers = 0, exit_code = 1;
         static const tally_group_hooks hooks = {agg_assign, NULL};
 
         memset(&cfg, 0, sizeof(cfg));
         tally_err_clear(&err);
-        rc = tally_config_parse("tally-aggregate",
+        if (tally_daemon_init("tally-aggregate", "aggregate",
                 "Rolls normalized readings (tally.clean) up into event-time windows and writes versioned rollups (tally.rollups).",
-                agg_opts, NOPTS, &cfg, &cfg.common.kafka, argc, argv, &err);
-        if (rc == 1)
-                return 0;
-        if (rc < 0 || tally_log_level_parse(cfg.common.log_level, &lvl)) {
-                fprintf(stderr, "tally-aggregate: %s\n",
-                        rc < 0 ? err.msg : "--log-level: expected debug, info, warn or error");
-                tally_config_free(agg_opts, NOPTS, &cfg, &cfg.common.kafka);
-                return 2;
-        }
-        tally_log_init("aggregate", lvl);
-        tally_signals_install();
+                              agg_opts, NOPTS, &cfg, &cfg.common, argc, argv, &rc))
+                return rc;
         ctx = calloc(1, sizeof(*ctx));
         if (!ctx)
                 abort();

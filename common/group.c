@@ -182,6 +182,23 @@ int tally_group_poll(tally_group *g, int timeout_ms, tally_err *err)
         return 0;
 }
 
+int tally_group_committed(tally_group *g, rd_kafka_topic_partition_list_t *parts,
+                          tally_err *err)
+{
+        rd_kafka_resp_err_t e;
+
+        for (int i = 0; i < parts->cnt; i++)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        e = rd_kafka_committed(g->rk, parts, 30000);
+        if (e)
+                return tally_err_set(err, "kafka", "reading committed offsets: %s",
+                                     rd_kafka_err2str(e));
+        for (int i = 0; i < parts->cnt; i++)
+                if (parts->elems[i].offset < 0)
+                        parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        return 0;
+}
+
 void tally_group_close(tally_group *g)
 {
         rd_kafka_consumer_close(g->rk);

@@ -52,5 +52,11 @@ uint32_t tally_group_gen(tally_group *g, int32_t partition);
  * timeout_ms. Returns -1 (err) when an assign hook failed. */
 int tally_group_poll(tally_group *g, int timeout_ms, tally_err *err);
 
+/* For an assign hook: reads the group's committed offsets (with their
+ * metadata) into parts; a partition without one gets
+ * RD_KAFKA_OFFSET_BEGINNING and no metadata. Returns 0 or -1 (err). */
+int tally_group_committed(tally_group *g, rd_kafka_topic_partition_list_t *parts,
+                          tally_err *err);
+
 /* Main thread: leaves the group (revokes everything) and closes rk. */
 void tally_group_close(tally_group *g);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/daemon.h"
 #include "common/kafka.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -40,23 +41,17 @@ static int ingest_assign(void *app, rd_kafka_topic_partition_list_t *parts,
                          tally_err *err)
 {
         ingest_ctx *ctx = app;
-        rd_kafka_resp_err_t e;
 
-        for (int i = 0; i < parts->cnt; i++)
-                parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
-        e = rd_kafka_committed(tally_group_rk(ctx->group), parts, 30000);
-        if (e)
-                return tally_err_set(err, "kafka", "reading committed offsets: %s",
-                                     rd_kafka_err2str(e));
+        if (tally_group_committed(ctx->group, parts, err))
+                return -1;
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
                 ingest_start *st = &ctx->start[tp->partition];
                 int32_t clean;
 
-                if (tp->offset < 0) {
+                if (tp->offset == RD_KAFKA_OFFSET_BEGINNING) {
                         st->offset = RD_KAFKA_OFFSET_BEGINNING;
                         st->progress_ms = INT64_MIN;
-                        tp->offset = RD_KAFKA_OFFSET_BEGINNING;
                         continue;
                 }
                 if (!tp->metadata ||
@@ -106,26 +101,16 @@ int main(int argc, char **argv)
         ingest_ctx *ctx;
         ingest_worker **workers = NULL;
         rd_kafka_conf_t *conf;
-        enum tally_log_level lvl;
         tally_err err;
         int rc, nworkers = 0, exit_code = 1;
         static const tally_group_hooks hooks = {ingest_assign, NULL};
 
         memset(&cfg, 0, sizeof(cfg));
         tally_err_clear(&err);
-        rc = tally_config_parse("tally-ingest",
+        if (tally_daemon_init("tally-ingest", "ingest",
                 "Validates raw readings (tally.raw) into normalized batches (tally.clean); rejects go to the dead-letter topic.",
-                ingest_opts, NOPTS, &cfg, &cfg.common.kafka, argc, argv, &err);
-        if (rc == 1)
-                return 0;
-        if (rc < 0 || tally_log_level_parse(cfg.common.log_level, &lvl)) {
-                fprintf(stderr, "tally-ingest: %s\n",
-                        rc < 0 ? err.msg : "--log-level: expected debug, info, warn or error");
-                tally_config_free(ingest_opts, NOPTS, &cfg, &cfg.common.kafka);
-                return 2;
-        }
-        tally_log_init("ingest", lvl);
-        tally_signals_install();
+                              ingest_opts, NOPTS, &cfg, &cfg.common, argc, argv, &rc))
+                return rc;
         ctx = calloc(1, sizeof(*ctx));
         if (!ctx)
                 abort();
