@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/daemon.h"
 #include "common/kafka.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -108,7 +109,6 @@ int main(int argc, char **argv)
         store_worker **workers;
         rd_kafka_conf_t *conf;
         PGconn *mconn = NULL;
-        enum tally_log_level lvl;
         tally_err err;
         char safe[512];
         int rc, exit_code = 1, nworkers = 0;
@@ -116,19 +116,10 @@ int main(int argc, char **argv)
 
         memset(&cfg, 0, sizeof(cfg));
         tally_err_clear(&err);
-        rc = tally_config_parse("tally-store",
+        if (tally_daemon_init("tally-store", "store",
                 "Writes rollups (tally.rollups) into PostgreSQL exactly once and derives the coarser resolutions.",
-                store_opts, NOPTS, &cfg, &cfg.common.kafka, argc, argv, &err);
-        if (rc == 1)
-                return 0;
-        if (rc < 0 || tally_log_level_parse(cfg.common.log_level, &lvl)) {
-                fprintf(stderr, "tally-store: %s\n", rc < 0 ? err.msg :
-                        "--log-level: expected debug, info, warn or error");
-                tally_config_free(store_opts, NOPTS, &cfg, &cfg.common.kafka);
-                return 2;
-        }
-        tally_log_init("store", lvl);
-        tally_signals_install();
+                              store_opts, NOPTS, &cfg, &cfg.common, argc, argv, &rc))
+                return rc;
         ctx = calloc(1, sizeof(*ctx));
         workers = calloc((size_t)cfg.common.threads, sizeof(*workers));
         if (!ctx || !workers)
