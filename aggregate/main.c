@@ -79,10 +79,9 @@ int main(int argc, char **argv)
 {
         agg_cfg cfg;
         agg_ctx *ctx;
-        agg_worker **workers = NULL;
         rd_kafka_conf_t *conf;
         tally_err err;
-        int rc, nworkers = 0, exit_code = 1;
+        int rc, exit_code = 1;
         static const tally_group_hooks hooks = {agg_assign, NULL};
 
         memset(&cfg, 0, sizeof(cfg));
@@ -116,35 +115,20 @@ int main(int argc, char **argv)
         agg_metrics(ctx);
         if (tally_http_start((int)cfg.common.http_port, agg_health, ctx, &err))
                 goto out;
-        workers = calloc((size_t)cfg.common.threads, sizeof(*workers));
-        if (!workers)
-                abort();
-        for (nworkers = 0; nworkers < cfg.common.threads; nworkers++) {
-                workers[nworkers] = agg_worker_new(ctx, nworkers, &err);
-                if (!workers[nworkers] || agg_worker_start(workers[nworkers], &err))
-                        goto out;
-        }
         tally_log_info("started", "clean=%s clean_partitions=%d rollups=%s rollup_partitions=%d threads=%d window_ms=%" PRId64,
                        cfg.common.topic_clean, ctx->clean_partitions,
-                       cfg.common.topic_rollups, ctx->rollup_partitions, nworkers,
+                       cfg.common.topic_rollups, ctx->rollup_partitions, (int)cfg.common.threads,
                        cfg.common.windows.ms[0]);
-        while (!tally_stop_requested()) {
-                if (tally_group_poll(ctx->group, 100, &err))
-                        goto out;
-        }
+        if (tally_pool_run(ctx->group, (int)cfg.common.threads,
+                           &agg_worker_pool_ops, ctx, &err))
+                goto out;
         exit_code = atomic_load(&ctx->failed) ? 1 : 0;
         err.reason[0] = '\0';
 out:
         tally_stop_request();
         tally_http_stop();
-        for (int i = 0; workers && i < cfg.common.threads; i++)
-                if (workers[i])
-                        agg_worker_join(workers[i]);
         if (ctx->group)
                 tally_group_close(ctx->group);
-        for (int i = 0; workers && i < cfg.common.threads; i++)
-                agg_worker_free(workers[i]);
-        free(workers);
         tally_group_free(ctx->group);
         if (exit_code && err.reason[0])
                 tally_log_error("stopped", "reason=%s error=\"%s\"", err.reason, err.msg);

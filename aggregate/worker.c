@@ -1,7 +1,6 @@
 #include "aggregate/worker.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +29,6 @@ struct agg_worker {
         const agg_cfg *cfg;
         agg_params params;
         int id;
-        pthread_t thread;
-        int started;
         int fatal;
         tally_producer prod;
         rd_kafka_queue_t *queue;        /* borrowed from the group */
@@ -355,21 +352,6 @@ agg_worker *agg_worker_new(agg_ctx *ctx, int id, tally_err *err)
         return w;
 }
 
-int agg_worker_start(agg_worker *w, tally_err *err)
-{
-        if (pthread_create(&w->thread, NULL, worker_main, w))
-                return tally_err_set(err, "thread", "cannot start worker %d", w->id);
-        w->started = 1;
-        return 0;
-}
-
-void agg_worker_join(agg_worker *w)
-{
-        if (w->started)
-                pthread_join(w->thread, NULL);
-        w->started = 0;
-}
-
 void agg_worker_free(agg_worker *w)
 {
         if (!w)
@@ -383,3 +365,15 @@ void agg_worker_free(agg_worker *w)
         tally_buf_free(&w->out);
         free(w);
 }
+
+static void *worker_create(void *ctx, int id, tally_err *err)
+{
+        return agg_worker_new(ctx, id, err);
+}
+
+static void worker_destroy(void *w)
+{
+        agg_worker_free(w);
+}
+
+const tally_pool_ops agg_worker_pool_ops = {worker_create, worker_main, worker_destroy};

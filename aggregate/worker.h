@@ -6,12 +6,14 @@
  * every rollup and dead letter derived from the readings before it is
  * acknowledged. A delivery failure is fatal (the successor replays). */
 #pragma once
+#include "common/pool.h"
 #include "aggregate/agg.h"
 #include "common/err.h"
 
 typedef struct agg_worker agg_worker;
 
 agg_worker *agg_worker_new(agg_ctx *ctx, int id, tally_err *err);
-int agg_worker_start(agg_worker *w, tally_err *err);
-void agg_worker_join(agg_worker *w);
 void agg_worker_free(agg_worker *w);
+
+/* For tally_pool_run: creates, runs and frees workers of a agg_ctx. */
+extern const tally_pool_ops agg_worker_pool_ops;

@@ -99,10 +99,9 @@ int main(int argc, char **argv)
 {
         ingest_cfg cfg;
         ingest_ctx *ctx;
-        ingest_worker **workers = NULL;
         rd_kafka_conf_t *conf;
         tally_err err;
-        int rc, nworkers = 0, exit_code = 1;
+        int rc, exit_code = 1;
         static const tally_group_hooks hooks = {ingest_assign, NULL};
 
         memset(&cfg, 0, sizeof(cfg));
@@ -135,35 +134,19 @@ int main(int argc, char **argv)
         ingest_metrics(ctx);
         if (tally_http_start((int)cfg.common.http_port, ingest_health, ctx, &err))
                 goto out;
-        workers = calloc((size_t)cfg.common.threads, sizeof(*workers));
-        if (!workers)
-                abort();
-        for (nworkers = 0; nworkers < cfg.common.threads; nworkers++) {
-                workers[nworkers] = ingest_worker_new(ctx, nworkers, &err);
-                if (!workers[nworkers] ||
-                    ingest_worker_start(workers[nworkers], &err))
-                        goto out;
-        }
         tally_log_info("started", "raw=%s raw_partitions=%d clean=%s clean_partitions=%d threads=%d",
                        cfg.common.topic_raw, ctx->raw_partitions,
-                       cfg.common.topic_clean, ctx->clean_partitions, nworkers);
-        while (!tally_stop_requested()) {
-                if (tally_group_poll(ctx->group, 100, &err))
-                        goto out;
-        }
+                       cfg.common.topic_clean, ctx->clean_partitions, (int)cfg.common.threads);
+        if (tally_pool_run(ctx->group, (int)cfg.common.threads,
+                           &ingest_worker_pool_ops, ctx, &err))
+                goto out;
         exit_code = atomic_load(&ctx->failed) ? 1 : 0;
         err.reason[0] = '\0';
 out:
         tally_stop_request();
         tally_http_stop();
-        for (int i = 0; i < nworkers + 1 && workers && i < cfg.common.threads; i++)
-                if (workers[i])
-                        ingest_worker_join(workers[i]);
         if (ctx->group)
                 tally_group_close(ctx->group);
-        for (int i = 0; workers && i < cfg.common.threads; i++)
-                ingest_worker_free(workers[i]);
-        free(workers);
         tally_group_free(ctx->group);
         if (exit_code && err.reason[0])
                 tally_log_error("stopped", "reason=%s error=\"%s\"", err.reason, err.msg);

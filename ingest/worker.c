@@ -1,7 +1,6 @@
 #include "ingest/worker.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +31,6 @@ struct ingest_worker {
         ingest_ctx *ctx;
         const ingest_cfg *cfg;
         int id;
-        pthread_t thread;
-        int started;
         tally_producer prod;
         rd_kafka_queue_t *queue;        /* borrowed from the group */
         ingest_decoder *dec;
@@ -467,21 +464,6 @@ fail:
         return NULL;
 }
 
-int ingest_worker_start(ingest_worker *w, tally_err *err)
-{
-        if (pthread_create(&w->thread, NULL, worker_main, w))
-                return tally_err_set(err, "thread", "cannot start worker %d", w->id);
-        w->started = 1;
-        return 0;
-}
-
-void ingest_worker_join(ingest_worker *w)
-{
-        if (w->started)
-                pthread_join(w->thread, NULL);
-        w->started = 0;
-}
-
 void ingest_worker_free(ingest_worker *w)
 {
         if (!w)
@@ -497,3 +479,15 @@ void ingest_worker_free(ingest_worker *w)
         tally_buf_free(&w->scratch);
         free(w);
 }
+
+static void *worker_create(void *ctx, int id, tally_err *err)
+{
+        return ingest_worker_new(ctx, id, err);
+}
+
+static void worker_destroy(void *w)
+{
+        ingest_worker_free(w);
+}
+
+const tally_pool_ops ingest_worker_pool_ops = {worker_create, worker_main, worker_destroy};

@@ -11,12 +11,13 @@
  * progress in the commit metadata). A delivery failure is fatal: the
  * worker stops committing and the process exits so its successor replays. */
 #pragma once
+#include "common/pool.h"
 #include "ingest/ingest.h"
 
 typedef struct ingest_worker ingest_worker;
 
 ingest_worker *ingest_worker_new(ingest_ctx *ctx, int id, tally_err *err);
-int ingest_worker_start(ingest_worker *w, tally_err *err);
-/* Joins the thread (it drains, flushes and commits once a stop is asked). */
-void ingest_worker_join(ingest_worker *w);
 void ingest_worker_free(ingest_worker *w);
+
+/* For tally_pool_run: creates, runs and frees workers of a ingest_ctx. */
+extern const tally_pool_ops ingest_worker_pool_ops;
