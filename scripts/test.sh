@@ -22,6 +22,7 @@ for variant in release asan; do
         [ $# -eq 0 ] && [ "$variant" = release ] && select=(-LE crash)
         # any sanitizer report (leaks included) fails the test
         ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+        LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0} \
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
                 ctest --test-dir "$dir" --output-on-failure "${select[@]}" || rc=1
 done

@@ -115,7 +115,7 @@ chaos_check_alive() {
                 [ -n "${DAEMON_PIDS[$i]}" ] || continue
                 if ! kill -0 "${DAEMON_PIDS[$i]}" 2>/dev/null; then
                         echo "chaos: ${DAEMON_NAMES[$i]} died by itself; log tail:" >&2
-                        grep -v CONFWARN "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" | tail -n 15 >&2
+                        grep -v CONFWARN "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" | tail -n 60 >&2
                         rc=1
                 fi
         done

@@ -41,7 +41,7 @@ daemon_stop_all() {
                 [ -n "${DAEMON_PIDS[$i]}" ] || continue
                 if ! wait "${DAEMON_PIDS[$i]}"; then
                         echo "daemon ${DAEMON_NAMES[$i]} exited non-zero; log tail:" >&2
-                        tail -n 5 "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" >&2
+                        tail -n 60 "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" >&2
                         rc=1
                 fi
         done
@@ -129,7 +129,7 @@ pipeline_check_daemons() {
                 0|127|137|143) ;;
                 *)
                         echo "daemon ${DAEMON_NAMES[$i]} died (exit $rc); log tail:" >&2
-                        grep -v CONFWARN "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" | tail -n 30 >&2
+                        grep -v CONFWARN "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" | tail -n 80 >&2
                         return 1 ;;
                 esac
         done
