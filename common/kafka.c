@@ -1,5 +1,6 @@
 #include "common/kafka.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -214,4 +215,19 @@ int tally_kafka_commit(rd_kafka_t *rk, const char *topic,
                 return tally_err_set(err, "commit_failed", "commit %s: %s",
                                      topic, rd_kafka_err2str(e));
         return 0;
+}
+
+int tally_kafka_commit_done(rd_kafka_t *rk, tally_ckpt_queue *q,
+                            const char *topic, tally_commit_meta_fn meta,
+                            int (*keep)(void *, int32_t), void *opaque,
+                            int async, tally_err *err)
+{
+        tally_ckpt_pos *pos;
+        int n = tally_ckpt_pop_done(q, &pos), rc = 0;
+
+        if (n)
+                rc = tally_kafka_commit(rk, topic, pos, n, meta, keep, opaque,
+                                        async, err);
+        free(pos);
+        return rc;
 }

@@ -53,3 +53,10 @@ int tally_kafka_commit(rd_kafka_t *rk, const char *topic,
                        const tally_ckpt_pos *pos, int n,
                        tally_commit_meta_fn meta, int (*keep)(void *, int32_t),
                        void *opaque, int async, tally_err *err);
+
+/* Commits the newest positions of the completed checkpoints at q's head
+ * (see tally_kafka_commit); nothing when none completed. Returns 0 or -1. */
+int tally_kafka_commit_done(rd_kafka_t *rk, tally_ckpt_queue *q,
+                            const char *topic, tally_commit_meta_fn meta,
+                            int (*keep)(void *, int32_t), void *opaque,
+                            int async, tally_err *err);

@@ -334,22 +334,18 @@ static int worker_keep(void *opaque, int32_t partition)
 /* Commits the offsets of the completed checkpoints at the queue's head. */
 static void worker_commit(ingest_worker *w, int sync)
 {
-        tally_ckpt_pos *pos;
         tally_err err;
-        int n;
 
         w->last_commit_mono = tally_now_mono_ms();
         if (w->prod.failed && !w->fatal)
                 worker_fail(w, "delivery_failed", &w->prod.err);
         if (w->fatal)
                 return;
-        n = tally_ckpt_pop_done(&w->ckq, &pos);
-        if (n && tally_kafka_commit(tally_group_rk(w->ctx->group),
-                                    w->cfg->common.topic_raw, pos, n,
-                                    worker_meta, worker_keep, w, !sync, &err))
+        if (tally_kafka_commit_done(tally_group_rk(w->ctx->group), &w->ckq,
+                                    w->cfg->common.topic_raw, worker_meta,
+                                    worker_keep, w, !sync, &err))
                 tally_log_warn("commit_failed", "worker=%d error=\"%s\"",
                                w->id, err.msg);
-        free(pos);
 }
 
 static void worker_heartbeats(ingest_worker *w, int64_t now)

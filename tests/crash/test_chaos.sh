@@ -40,28 +40,13 @@ WAIT=${CHAOS_WAIT:-480}
 LOG_LEVEL=${TALLY_TEST_LOG_LEVEL:-debug}
 NAME=${CHAOS_NAME:-test_chaos}
 
-cleanup() {
-        local rc=$?
-        daemon_stop_all >/dev/null 2>&1 || true
-        broker_stop || true
-        pg_stop || true
-        if [ "$rc" != 0 ] && [ -n "${TALLY_TEST_KEEP:-}" ]; then
-                echo "logs kept in $PIPE_DIR"
-        else
-                rm -rf "$PIPE_DIR"
-        fi
-}
-trap cleanup EXIT
 fail() {
         echo "$NAME: FAILED: $* (seed=$SEED)" >&2
         chaos_tally >&2
         exit 1
 }
-pg_start
 # shellcheck disable=SC2086
-broker_start ${CHAOS_BROKER_ARGS:-}
-pipeline_env
-W=$PIPE_DIR
+chaos_setup ${CHAOS_BROKER_ARGS:-}
 
 # ---- the input, written while the daemons run ----
 # The generator starts first (an origin never heard from would get a

@@ -20,18 +20,8 @@ set -euo pipefail
 . "$TALLY_SRC/tests/lib/broker.sh"
 . "$TALLY_SRC/tests/lib/pipeline.sh"
 . "$TALLY_SRC/tests/lib/chaos.sh"
-cleanup() {
-        daemon_stop_all >/dev/null 2>&1 || true
-        broker_stop || true
-        pg_stop || true
-        rm -rf "$PIPE_DIR"
-}
-trap cleanup EXIT
 export TALLY_KAFKA_SESSION_TIMEOUT_MS=${TALLY_KAFKA_SESSION_TIMEOUT_MS:-40000}
-pg_start
-broker_start
-pipeline_env
-W=$PIPE_DIR
+chaos_setup
 T=(--disorder 1s --lateness 5s)
 OUTAGE=${OUTAGE:-25}
 

@@ -17,22 +17,7 @@ CHAOS_SEED=$SEED
 . "$TALLY_SRC/tests/lib/chaos.sh"
 
 LOG_LEVEL=${TALLY_TEST_LOG_LEVEL:-debug}
-cleanup() {
-        local rc=$?
-        daemon_stop_all >/dev/null 2>&1 || true
-        broker_stop || true
-        pg_stop || true
-        if [ "$rc" != 0 ] && [ -n "${TALLY_TEST_KEEP:-}" ]; then
-                echo "logs kept in $PIPE_DIR"
-        else
-                rm -rf "$PIPE_DIR"
-        fi
-}
-trap cleanup EXIT
-pg_start
-broker_start
-pipeline_env
-W=$PIPE_DIR
+chaos_setup
 
 "$TALLY_BIN/tally-gen" --seed "$SEED" --devices 250 --sites 7 --duration 200s \
         --shapes all --batch 5 --late-share 0.01 --lateish-share 0.02 \

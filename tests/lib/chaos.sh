@@ -21,6 +21,10 @@
 #   chaos_tally                   # prints the kills per daemon and signal
 #   chaos_progress                # "pg_1m_rows/readings=ROWS/READINGS" so far
 #   chaos_topic_count TOPIC       # messages retained in TOPIC (kcat)
+#   chaos_setup [BROKER ARGS]     # the test's servers: PostgreSQL and the
+#                                 # devbroker, the group timings, W=$PIPE_DIR,
+#                                 # and an EXIT trap that stops everything
+#                                 # (TALLY_TEST_KEEP=1 keeps a failed run's logs)
 #
 # Log lines of chaos events ("chaos: ...") go to stdout with the seconds
 # since chaos.sh was sourced.
@@ -138,4 +142,24 @@ chaos_tally() {
 chaos_topic_count() {
         kcat -C -b "$TALLY_BROKERS" -t "$1" -e -q -o beginning -f '%h\n' 2>/dev/null |
                 grep -vc 'tally-heartbeat=' || true
+}
+
+_chaos_cleanup() {
+        local rc=$?
+        daemon_stop_all >/dev/null 2>&1 || true
+        broker_stop || true
+        pg_stop || true
+        if [ "$rc" != 0 ] && [ -n "${TALLY_TEST_KEEP:-}" ]; then
+                echo "logs kept in $PIPE_DIR"
+        else
+                rm -rf "$PIPE_DIR"
+        fi
+}
+
+chaos_setup() {
+        trap _chaos_cleanup EXIT
+        pg_start
+        broker_start "$@"
+        pipeline_env
+        W=$PIPE_DIR
 }
