@@ -214,6 +214,9 @@ static int edge_cmp(const tally_rollup_edge *a, const tally_rollup_edge *b)
         return tally_pos_cmp(&a->pos, &b->pos);
 }
 
+static int check_values(const tally_rollup *r, int has_start, const char *s,
+                        size_t n, tally_err *err);
+
 static int check(json_t *root, tally_rollup *r, tally_err *err)
 {
         int64_t v;
@@ -243,25 +246,34 @@ static int check(json_t *root, tally_rollup *r, tally_err *err)
             get_edge(root, "last", &r->last, err) ||
             get_int(root, "", "version", 1, INT64_MAX, &r->version, err))
                 return -1;
+        /* "start" is a readable copy of start_ms: optional, but when
+         * present it must agree, so a reader may use either. */
+        start = json_object_get(root, "start");
+        if (!start)
+                return check_values(r, 0, NULL, 0, err);
+        if (!json_is_string(start))
+                return check_values(r, -1, NULL, 0, err);
+        return check_values(r, 1, json_string_value(start),
+                            json_string_length(start), err);
+}
+
+/* The checks across fields, after each field was read. has_start: 1 when
+ * "start" is a string (s, n), -1 when it is something else, 0 absent. */
+static int check_values(const tally_rollup *r, int has_start, const char *s,
+                        size_t n, tally_err *err)
+{
+        int64_t ms;
+
         if (tally_window_start(r->start_ms, r->window_ms) != r->start_ms)
                 return tally_err_set(err, "bad_field",
                                      "start_ms: %" PRId64 " not aligned to "
                                      "window_ms %" PRId64, r->start_ms,
                                      r->window_ms);
-        /* "start" is a readable copy of start_ms: optional, but when
-         * present it must agree, so a reader may use either. */
-        start = json_object_get(root, "start");
-        if (start) {
-                int64_t ms;
-
-                if (!json_is_string(start) ||
-                    tally_time_parse(json_string_value(start),
-                                     json_string_length(start), &ms) ||
-                    ms != r->start_ms)
-                        return tally_err_set(err, "bad_field",
-                                             "start: not the RFC 3339 form "
-                                             "of start_ms");
-        }
+        if (has_start && (has_start < 0 || tally_time_parse(s, n, &ms) ||
+                          ms != r->start_ms))
+                return tally_err_set(err, "bad_field",
+                                     "start: not the RFC 3339 form "
+                                     "of start_ms");
         if (r->min > r->max)
                 return tally_err_set(err, "bad_field", "min: greater than max");
         if (r->first.ts_ms < r->start_ms ||
@@ -279,8 +291,185 @@ static int check(json_t *root, tally_rollup *r, tally_err *err)
         return 0;
 }
 
-int tally_rollup_decode(const void *buf, size_t len, tally_rollup *r,
-                        tally_err *err)
+/* ---- the fast path ---------------------------------------------------- */
+
+/* Reads exactly the layout tally_rollup_encode writes (field order, no
+ * blanks, plain printable-ASCII names, numbers in JSON's grammar) without
+ * building a tree. Anything else -- and any value out of range -- returns
+ * 1 before deciding, and the record goes through jansson, which is the
+ * one place that words errors. So both paths accept the same records
+ * and give the same values (tests/fuzz/fuzz_rollup.c compares them). */
+typedef struct scan {
+        const char *p, *end;
+} scan;
+
+static int lit(scan *sc, const char *s)
+{
+        size_t n = strlen(s);
+
+        if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, s, n))
+                return 1;
+        sc->p += n;
+        return 0;
+}
+
+static int scan_name(scan *sc, char *out)
+{
+        const char *q = sc->p;
+        size_t n;
+
+        if (q >= sc->end || *q != '"')
+                return 1;
+        for (q++; q < sc->end && *q != '"'; q++)
+                if (*q < 0x20 || *q > 0x7e || *q == '\\')
+                        return 1;
+        if (q >= sc->end)
+                return 1;
+        n = (size_t)(q - sc->p - 1);
+        if (n == 0 || n > TALLY_NAME_MAX)
+                return 1;
+        memcpy(out, sc->p + 1, n);
+        out[n] = 0;
+        sc->p = q + 1;
+        return 0;
+}
+
+/* an integer literal of at most 18 digits (no overflow) in [lo, hi] */
+static int scan_int(scan *sc, int64_t lo, int64_t hi, int64_t *out)
+{
+        const char *q = sc->p;
+        int neg = 0, digits = 0;
+        int64_t v = 0;
+
+        if (q < sc->end && *q == '-') {
+                neg = 1;
+                q++;
+        }
+        if (q < sc->end && *q == '0' && q + 1 < sc->end && q[1] >= '0' &&
+            q[1] <= '9')
+                return 1;       /* leading zero: not JSON */
+        for (; q < sc->end && *q >= '0' && *q <= '9'; q++, digits++)
+                v = v * 10 + (*q - '0');
+        if (!digits || digits > 18 ||
+            (q < sc->end && (*q == '.' || *q == 'e' || *q == 'E')))
+                return 1;
+        v = neg ? -v : v;
+        if (v < lo || v > hi)
+                return 1;
+        *out = v;
+        sc->p = q;
+        return 0;
+}
+
+/* a JSON number, finite, as jansson reads it: an integer literal as an
+ * integer converted to double (so "-0" is +0.0), anything else by
+ * strtod */
+static int scan_num(scan *sc, double *out)
+{
+        const char *q = sc->p, *d;
+        char tmp[64];
+        size_t n;
+        int64_t i;
+
+        if (q < sc->end && *q == '-')
+                q++;
+        d = q;
+        while (q < sc->end && *q >= '0' && *q <= '9')
+                q++;
+        if (q == d || (*d == '0' && q - d > 1))
+                return 1;
+        if (q < sc->end && *q == '.') {
+                d = ++q;
+                while (q < sc->end && *q >= '0' && *q <= '9')
+                        q++;
+                if (q == d)
+                        return 1;
+        } else if (q == sc->end || (*q != 'e' && *q != 'E')) {
+                if (scan_int(sc, INT64_MIN, INT64_MAX, &i))
+                        return 1;       /* a long integer: jansson's rules */
+                *out = (double)i;
+                return 0;
+        }
+        if (q < sc->end && (*q == 'e' || *q == 'E')) {
+                q++;
+                if (q < sc->end && (*q == '+' || *q == '-'))
+                        q++;
+                d = q;
+                while (q < sc->end && *q >= '0' && *q <= '9')
+                        q++;
+                if (q == d)
+                        return 1;
+        }
+        n = (size_t)(q - sc->p);
+        if (n >= sizeof(tmp))
+                return 1;
+        memcpy(tmp, sc->p, n);
+        tmp[n] = 0;
+        *out = strtod(tmp, NULL);
+        if (!isfinite(*out))
+                return 1;
+        sc->p = q;
+        return 0;
+}
+
+static int scan_edge(scan *sc, const char *key, tally_rollup_edge *e)
+{
+        int64_t part, off, idx;
+        char k[16];
+
+        snprintf(k, sizeof(k), ",\"%s\":{", key);
+        if (lit(sc, k) || lit(sc, "\"ts_ms\":") ||
+            scan_int(sc, TS_MIN, TS_MAX, &e->ts_ms) ||
+            lit(sc, ",\"value\":") || scan_num(sc, &e->value) ||
+            lit(sc, ",\"origin\":[") || scan_int(sc, 0, INT32_MAX, &part) ||
+            lit(sc, ",") || scan_int(sc, 0, INT64_MAX, &off) ||
+            lit(sc, ",") || scan_int(sc, 0, INT32_MAX, &idx) ||
+            lit(sc, "]}"))
+                return 1;
+        e->pos.partition = (int32_t)part;
+        e->pos.offset = off;
+        e->pos.index = (int32_t)idx;
+        return 0;
+}
+
+/* 0: decoded (rc and err as the jansson path would give), 1: not handled */
+static int decode_fast(const void *buf, size_t len, tally_rollup *r,
+                       int *rc, tally_err *err)
+{
+        scan sc = {buf, (const char *)buf + len};
+        const char *start;
+        size_t start_len;
+
+        if (lit(&sc, "{\"v\":1,\"site\":") || scan_name(&sc, r->site) ||
+            lit(&sc, ",\"device\":") || scan_name(&sc, r->device) ||
+            lit(&sc, ",\"metric\":") || scan_name(&sc, r->metric) ||
+            lit(&sc, ",\"window_ms\":") ||
+            scan_int(&sc, 1, INT64_C(86400000) * 366, &r->window_ms) ||
+            lit(&sc, ",\"start\":\""))
+                return 1;
+        start = sc.p;
+        while (sc.p < sc.end && *sc.p != '"' && *sc.p != '\\' &&
+               (unsigned char)*sc.p >= 0x20 && (unsigned char)*sc.p < 0x7f)
+                sc.p++;
+        start_len = (size_t)(sc.p - start);
+        if (lit(&sc, "\",\"start_ms\":") ||
+            scan_int(&sc, TS_MIN, TS_MAX, &r->start_ms) ||
+            lit(&sc, ",\"count\":") || scan_int(&sc, 1, INT64_MAX, &r->count) ||
+            lit(&sc, ",\"sum\":") || scan_num(&sc, &r->sum) ||
+            lit(&sc, ",\"min\":") || scan_num(&sc, &r->min) ||
+            lit(&sc, ",\"max\":") || scan_num(&sc, &r->max) ||
+            scan_edge(&sc, "first", &r->first) ||
+            scan_edge(&sc, "last", &r->last) ||
+            lit(&sc, ",\"version\":") ||
+            scan_int(&sc, 1, INT64_MAX, &r->version) || lit(&sc, "}") ||
+            sc.p != sc.end)
+                return 1;
+        *rc = check_values(r, 1, start, start_len, err);
+        return 0;
+}
+
+int tally_rollup_decode_json(const void *buf, size_t len, tally_rollup *r,
+                             tally_err *err)
 {
         json_error_t jerr;
         json_t *root;
@@ -295,4 +484,15 @@ int tally_rollup_decode(const void *buf, size_t len, tally_rollup *r,
         rc = check(root, r, err);
         json_decref(root);
         return rc;
+}
+
+int tally_rollup_decode(const void *buf, size_t len, tally_rollup *r,
+                        tally_err *err)
+{
+        int rc;
+
+        memset(r, 0, sizeof(*r));
+        if (decode_fast(buf, len, r, &rc, err) == 0)
+                return rc;
+        return tally_rollup_decode_json(buf, len, r, err);
 }

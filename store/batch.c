@@ -26,10 +26,12 @@
 
 #include "common/kafka.h"
 #include "common/timefmt.h"
+#include "store/coarse.h"
+#include "store/copybin.h"
 #include "store/schema.h"
 
 #define STAGE_COLS                                                        \
-        "site, device, metric, bucket, count, sum, min, max,"             \
+        "series, bucket, count, sum, min, max,"                           \
         " first_value, first_ts, first_partition, first_offset,"          \
         " first_index, last_value, last_ts, last_partition, last_offset," \
         " last_index, version"
@@ -41,13 +43,21 @@ void store_batch_init(store_batch *b, size_t cap)
         b->rows = calloc(cap, sizeof(*b->rows));
         if (!b->rows)
                 abort();
+        store_series_set_init(&b->known);
+        store_series_set_init(&b->fresh);
 }
 
 void store_batch_free(store_batch *b)
 {
         free(b->rows);
         free(b->parts);
+        free(b->nv);
+        free(b->bad);
+        free(b->ord);
+        tally_buf_free(&b->coarse);
         tally_buf_free(&b->copy);
+        store_series_set_free(&b->known);
+        store_series_set_free(&b->fresh);
         memset(b, 0, sizeof(*b));
 }
 
@@ -64,9 +74,17 @@ store_row *store_batch_next_row(store_batch *b)
         return b->n < b->cap ? &b->rows[b->n] : NULL;
 }
 
-void store_batch_commit_row(store_batch *b, int32_t partition)
+void store_batch_commit_row(store_batch *b, int32_t partition,
+                            int64_t offset)
 {
-        b->rows[b->n++].partition = partition;
+        store_row *row = &b->rows[b->n++];
+        const tally_rollup *r = &row->r;
+
+        row->partition = partition;
+        row->offset = offset;
+        row->series = store_series_id(r->site, r->device, r->metric);
+        row->check = store_series_check(r->site, r->device, r->metric);
+        row->refused = 0;
 }
 
 void store_batch_offset(store_batch *b, int32_t partition, int64_t offset,
@@ -118,101 +136,81 @@ store_pg_rc store_batch_prepare(PGconn *conn, tally_err *err)
                 "SET work_mem = '64MB'; SET jit = off",
                 "session settings", err);
 
-        if (rc)
+        if (rc || (rc = store_series_prepare(conn, err)))
                 return rc;
         return store_pg_exec(conn,
                 "CREATE TEMP TABLE IF NOT EXISTS store_stage ("
-                " site text, device text, metric text, bucket timestamptz,"
+                " series bigint, bucket timestamptz,"
                 " count bigint, sum float8, min float8, max float8,"
                 " first_value float8, first_ts timestamptz,"
                 " first_partition int, first_offset bigint, first_index int,"
                 " last_value float8, last_ts timestamptz,"
                 " last_partition int, last_offset bigint, last_index int,"
-                " version bigint) ON COMMIT DELETE ROWS",
-                "staging table", err);
+                " version bigint) ON COMMIT DELETE ROWS;"
+                "CREATE TEMP TABLE IF NOT EXISTS store_coarse (win int,"
+                " LIKE store_stage) ON COMMIT DELETE ROWS",
+                "staging tables", err);
 }
 
-/* ---- COPY text --------------------------------------------------------- */
+/* ---- series ------------------------------------------------------------- */
 
-static void copy_text(tally_buf *out, const char *s)
+store_pg_rc store_batch_register(PGconn *conn, store_batch *b,
+                                 size_t *refused, tally_err *err)
 {
-        for (; *s; s++) {
-                switch (*s) {
-                case '\\': tally_buf_append(out, "\\\\", 2); break;
-                case '\t': tally_buf_append(out, "\\t", 2); break;
-                case '\n': tally_buf_append(out, "\\n", 2); break;
-                case '\r': tally_buf_append(out, "\\r", 2); break;
-                default: tally_buf_putc(out, (unsigned char)*s);
-                }
-        }
-        tally_buf_putc(out, '\t');
-}
-
-static void copy_ts(tally_buf *out, int64_t ms)
-{
-        char ts[32];
-        size_t n = tally_time_format(ms, ts);
-
-        tally_buf_append(out, ts, n);
-        tally_buf_putc(out, '\t');
-}
-
-static void copy_edge(tally_buf *out, const tally_rollup_edge *e)
-{
-        tally_buf_printf(out, "%.17g\t", e->value);
-        copy_ts(out, e->ts_ms);
-        tally_buf_printf(out, "%" PRId32 "\t%" PRId64 "\t%" PRId32 "\t",
-                         e->pos.partition, e->pos.offset, e->pos.index);
-}
-
-static void build_copy(store_batch *b)
-{
-        tally_buf *out = &b->copy;
-
-        tally_buf_reset(out);
-        for (size_t i = 0; i < b->n; i++) {
-                const tally_rollup *r = &b->rows[i].r;
-
-                copy_text(out, r->site);
-                copy_text(out, r->device);
-                copy_text(out, r->metric);
-                copy_ts(out, r->start_ms);
-                tally_buf_printf(out, "%" PRId64 "\t%.17g\t%.17g\t%.17g\t",
-                                 r->count, r->sum, r->min, r->max);
-                copy_edge(out, &r->first);
-                copy_edge(out, &r->last);
-                tally_buf_printf(out, "%" PRId64 "\n", r->version);
-        }
-}
-
-static store_pg_rc copy_rows(PGconn *conn, store_batch *b, tally_err *err)
-{
-        PGresult *res = PQexec(conn, "COPY store_stage (" STAGE_COLS
-                                     ") FROM STDIN");
+        size_t nn = 0;
+        uint64_t check;
         store_pg_rc rc;
 
-        if (PQresultStatus(res) != PGRES_COPY_IN) {
-                rc = store_pg_fail(conn, res, "copy start", err);
-                PQclear(res);
+        *refused = 0;
+        store_series_set_clear(&b->fresh);
+        for (size_t i = 0; i < b->n; i++) {
+                const store_row *row = &b->rows[i];
+
+                if (store_series_set_find(&b->known, row->series, &check) ||
+                    store_series_set_find(&b->fresh, row->series, &check))
+                        continue;       /* a mismatch is refused below */
+                if (nn == b->nv_cap) {
+                        b->nv_cap = b->nv_cap ? b->nv_cap * 2 : 1024;
+                        b->nv = realloc(b->nv, b->nv_cap * sizeof(*b->nv));
+                        b->bad = realloc(b->bad, b->nv_cap);
+                        if (!b->nv || !b->bad)
+                                abort();
+                }
+                b->nv[nn].id = row->series;
+                b->nv[nn].site = row->r.site;
+                b->nv[nn].device = row->r.device;
+                b->nv[nn].metric = row->r.metric;
+                store_series_set_put(&b->fresh, row->series, row->check);
+                nn++;
+        }
+        if ((rc = store_series_register(conn, b->nv, nn, b->bad, &b->copy,
+                                        err)))
                 return rc;
+        for (size_t i = 0; i < nn; i++) {
+                if (b->bad[i])
+                        continue;
+                store_series_set_find(&b->fresh, b->nv[i].id, &check);
+                store_series_set_put(&b->known, b->nv[i].id, check);
         }
-        PQclear(res);
-        /* a failed send means the connection is gone: retried whole */
-        if (PQputCopyData(conn, (const char *)b->copy.data,
-                          (int)b->copy.len) != 1 ||
-            PQputCopyEnd(conn, NULL) != 1) {
-                rc = store_pg_fail(conn, NULL, "copy send", err);
-                while ((res = PQgetResult(conn)))
-                        PQclear(res);
-                return rc == STORE_PG_OK ? STORE_PG_RETRY : rc;
+        for (size_t i = 0; i < b->n; i++) {
+                store_row *row = &b->rows[i];
+
+                row->refused = !store_series_set_find(&b->known, row->series,
+                                                      &check) ||
+                               check != row->check;
+                *refused += (size_t)row->refused;
         }
-        rc = STORE_PG_OK;
-        while ((res = PQgetResult(conn))) {
-                if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc)
-                        rc = store_pg_fail(conn, res, "copy end", err);
-                PQclear(res);
-        }
-        return rc;
+        return STORE_PG_OK;
+}
+
+void store_batch_drop_refused(store_batch *b)
+{
+        size_t j = 0;
+
+        for (size_t i = 0; i < b->n; i++)
+                if (!b->rows[i].refused)
+                        b->rows[j++] = b->rows[i];
+        b->n = j;
 }
 
 /* ---- SQL --------------------------------------------------------------- */
@@ -243,12 +241,11 @@ static void delta_sql(tally_buf *q, const char *fine)
                 " coalesce(o.count, 0) AS o_count,"
                 " coalesce(o.sum, 0) AS o_sum,"
                 " coalesce(o.version, 0) AS o_version"
-                " FROM (SELECT DISTINCT ON (site, device, metric, bucket)"
+                " FROM (SELECT DISTINCT ON (series, bucket)"
                 "  " STAGE_COLS " FROM store_stage"
-                "  ORDER BY site, device, metric, bucket, version DESC) s"
+                "  ORDER BY series, bucket, version DESC) s"
                 " LEFT JOIN LATERAL (SELECT f.count, f.sum, f.version"
-                "  FROM tally.rollup_%s_data f WHERE f.site = s.site"
-                "  AND f.device = s.device AND f.metric = s.metric"
+                "  FROM tally.rollup_%s_data f WHERE f.series = s.series"
                 "  AND f.bucket = s.bucket LIMIT 1) o ON true"
                 " WHERE o.version IS NULL OR s.version > o.version)",
                 fine);
@@ -259,7 +256,7 @@ static void finest_sql(tally_buf *q, const char *l)
         tally_buf_printf(q,
                 "INSERT INTO tally.rollup_%s_data AS t (" STAGE_COLS ")"
                 " SELECT " STAGE_COLS " FROM d"
-                " ON CONFLICT (site, device, metric, bucket) DO UPDATE SET"
+                " ON CONFLICT (series, bucket) DO UPDATE SET"
                 SET_COLS " WHERE excluded.version > t.version", l);
 }
 
@@ -279,6 +276,22 @@ static void finest_sql(tally_buf *q, const char *l)
 #define OF_FIRST(c) " min(" c ") FILTER (WHERE fr = 1),"
 #define OF_LAST(c) " min(" c ") FILTER (WHERE lr = 1),"
 
+/* Adds a batch's changes of a (series, coarse bucket) to its stored row */
+#define COARSE_UPSERT                                                    \
+        " ON CONFLICT (series, bucket) DO UPDATE SET"                    \
+        " count = t.count + excluded.count,"                             \
+        " sum = t.sum + excluded.sum,"                                   \
+        " min = least(t.min, excluded.min),"                             \
+        " max = greatest(t.max, excluded.max),"                          \
+        FIRST_SET("first_value") FIRST_SET("first_ts")                   \
+        FIRST_SET("first_partition") FIRST_SET("first_offset")           \
+        FIRST_SET("first_index")                                         \
+        LAST_SET("last_value") LAST_SET("last_ts")                       \
+        LAST_SET("last_partition") LAST_SET("last_offset")               \
+        LAST_SET("last_index")                                           \
+        " version = t.version + excluded.version,"                       \
+        " updated_at = now()"
+
 /* The batch's changes per (series, coarse bucket), merged into the
  * stored coarse row (or inserted: then the deltas are the whole row,
  * since every finest row of the bucket is new). first and last of a
@@ -294,7 +307,7 @@ static void coarse_sql(tally_buf *q, const char *l, int64_t ms)
                  ms);
         tally_buf_printf(q,
                 "INSERT INTO tally.rollup_%s_data AS t (" STAGE_COLS ")"
-                " SELECT site, device, metric, cb,"
+                " SELECT series, cb,"
                 " sum(count - o_count)::bigint,"
                 " sum(sum - o_sum ORDER BY bucket), min(min), max(max),"
                 OF_FIRST("first_value") " min(first_ts),"
@@ -305,24 +318,12 @@ static void coarse_sql(tally_buf *q, const char *l, int64_t ms)
                 OF_LAST("last_index")
                 " sum(version - o_version)::bigint"
                 " FROM (SELECT d.*, %s AS cb,"
-                " row_number() OVER (PARTITION BY site, device, metric, %s "
+                " row_number() OVER (PARTITION BY series, %s "
                 FIRST_ORDER ") AS fr,"
-                " row_number() OVER (PARTITION BY site, device, metric, %s "
+                " row_number() OVER (PARTITION BY series, %s "
                 LAST_ORDER ") AS lr FROM d) x"
-                " GROUP BY 1, 2, 3, 4"
-                " ON CONFLICT (site, device, metric, bucket) DO UPDATE SET"
-                " count = t.count + excluded.count,"
-                " sum = t.sum + excluded.sum,"
-                " min = least(t.min, excluded.min),"
-                " max = greatest(t.max, excluded.max),"
-                FIRST_SET("first_value") FIRST_SET("first_ts")
-                FIRST_SET("first_partition") FIRST_SET("first_offset")
-                FIRST_SET("first_index")
-                LAST_SET("last_value") LAST_SET("last_ts")
-                LAST_SET("last_partition") LAST_SET("last_offset")
-                LAST_SET("last_index")
-                " version = t.version + excluded.version,"
-                " updated_at = now()",
+                " GROUP BY 1, 2"
+                COARSE_UPSERT,
                 l, cb, cb, cb);
 }
 
@@ -441,53 +442,114 @@ static int ensure_partitions(PGconn *conn, const store_batch *b,
         return STORE_PG_OK;
 }
 
+/* The common case: no row of the batch was stored before. The finest
+ * rows are copied straight into their table (a unique violation means
+ * some were: STORE_PG_UNIQUE, and the caller redoes the transaction by
+ * the SQL merge), then the coarse rows merged in C are added. */
+static int write_direct(PGconn *conn, store_batch *b, const tally_windows *w,
+                        tally_err *err)
+{
+        tally_buf q = TALLY_BUF_INIT;
+        char l[24];
+        int rc;
+
+        store_window_label(w->ms[0], l, sizeof(l));
+        tally_buf_printf(&q, "COPY tally.rollup_%s_data (" STAGE_COLS
+                         ") FROM STDIN (FORMAT binary)", l);
+        tally_buf_putc(&q, 0);
+        rc = store_pg_copy(conn, (const char *)q.data, &b->copy, "copy", err);
+        if (rc || w->n == 1)
+                goto out;
+        rc = store_pg_copy(conn, "COPY store_coarse (win, " STAGE_COLS
+                           ") FROM STDIN (FORMAT binary)", &b->coarse,
+                           "copy coarse", err);
+        if (rc)
+                goto out;
+        tally_buf_reset(&q);
+        for (int k = 1; k < w->n; k++) {
+                store_window_label(w->ms[k], l, sizeof(l));
+                tally_buf_printf(&q, "INSERT INTO tally.rollup_%s_data AS t ("
+                                 STAGE_COLS ") SELECT " STAGE_COLS
+                                 " FROM store_coarse WHERE win = %d"
+                                 COARSE_UPSERT ";", l, k);
+        }
+        tally_buf_putc(&q, 0);
+        rc = store_pg_exec(conn, (const char *)q.data, "coarse merge", err);
+out:
+        tally_buf_free(&q);
+        return rc;
+}
+
+/* Any case: the rows go to the staging table and one statement merges
+ * them with the stored versions (see the top of this file). */
+static int write_merged(PGconn *conn, store_batch *b, const tally_windows *w,
+                        tally_err *err)
+{
+        tally_buf q = TALLY_BUF_INIT;
+        int rc;
+
+        rc = store_pg_copy(conn, "COPY store_stage (" STAGE_COLS
+                           ") FROM STDIN (FORMAT binary)", &b->copy, "copy",
+                           err);
+        if (rc)
+                return rc;
+        merge_sql(&q, w);
+        tally_buf_putc(&q, 0);
+        rc = store_pg_exec(conn, (const char *)q.data, "merge", err);
+        tally_buf_free(&q);
+        return rc;
+}
+
 int store_batch_write(PGconn *conn, store_batch *b, const char *topic,
                       const tally_windows *w, int32_t *stale, size_t *nstale,
                       tally_err *err)
 {
-        tally_buf q = TALLY_BUF_INIT;
-        int64_t t0 = tally_now_mono_ms(), t1, t2, t3;
-        int rc;
+        int64_t t0 = tally_now_mono_ms(), t1, t2;
+        int rc, merged = 0;
 
         *nstale = 0;
         /* partitions first, in their own transactions (they lock the
          * parent table; the batch transaction should not wait on that) */
         if ((rc = ensure_partitions(conn, b, w, err)))
                 return rc;
+        if (b->n) {
+                store_coarse_order(b);
+                store_coarse_copy_finest(b, &b->copy);
+                if (w->n > 1)
+                        store_coarse_copy_merged(b, w, &b->coarse);
+        }
+again:
         if ((rc = store_pg_exec(conn, "BEGIN", "begin", err)))
                 return rc;
         if ((rc = update_offsets(conn, b, topic, stale, nstale, err)))
                 goto fail;
         t1 = tally_now_mono_ms();
-        t2 = t3 = t1;
-        if (b->n) {
-                build_copy(b);
-                if ((rc = copy_rows(conn, b, err)))
-                        goto fail;
-                t2 = tally_now_mono_ms();
-                merge_sql(&q, w);
-                tally_buf_putc(&q, 0);
-                if ((rc = store_pg_exec(conn, (const char *)q.data, "merge",
-                                        err)))
-                        goto fail;
-                t3 = tally_now_mono_ms();
+        if (b->n && !merged)
+                rc = write_direct(conn, b, w, err);
+        else if (b->n)
+                rc = write_merged(conn, b, w, err);
+        if (rc == STORE_PG_UNIQUE && !merged) {
+                PQclear(PQexec(conn, "ROLLBACK"));
+                merged = 1;
+                goto again;
         }
+        if (rc)
+                goto fail;
+        t2 = tally_now_mono_ms();
         rc = store_pg_exec(conn, "COMMIT", "commit", err);
         /* after the first sizeable batch into a fresh partition, give the
-         * planner statistics: without them it may look old rows up by the
-         * (site, metric, bucket) index and read whole sites (a failure
+         * planner statistics: without them it may misjudge the merge's
+         * lookups and read the whole partition (a failure
          * here is retried like any other: the batch is idempotent) */
         if (!rc && b->n >= 1000)
                 rc = store_partition_analyze_once(conn, w->ms[0],
                                                   b->rows[0].r.start_ms, err);
+        b->merged_in_sql = merged;
         b->ms_fence = t1 - t0;
-        b->ms_copy = t2 - t1;
-        b->ms_merge = t3 - t2;
-        b->ms_commit = tally_now_mono_ms() - t3;
-        tally_buf_free(&q);
+        b->ms_merge = t2 - t1;
+        b->ms_commit = tally_now_mono_ms() - t2;
         return rc;
 fail:
-        tally_buf_free(&q);
         if (PQstatus(conn) == CONNECTION_OK)
                 PQclear(PQexec(conn, "ROLLBACK"));
         return rc;

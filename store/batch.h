@@ -16,10 +16,15 @@
 #include "common/config.h"
 #include "common/rollup.h"
 #include "store/pg.h"
+#include "store/series.h"
 
 typedef struct store_row {
         tally_rollup r;
+        int64_t series;                 /* store_series_id of the names */
+        uint64_t check;                 /* store_series_check */
+        int64_t offset;                 /* in the rollups partition */
         int32_t partition;
+        int refused;                    /* series id taken: dead-letter */
 } store_row;
 
 typedef struct store_batch_part {
@@ -35,9 +40,18 @@ typedef struct store_batch {
         size_t nparts, parts_cap;
         size_t dlq;                     /* records sent to the DLQ */
         int64_t opened_ms;              /* monotonic time of first record */
-        tally_buf copy;                 /* COPY text, rebuilt per attempt */
+        tally_buf copy;                 /* COPY data, rebuilt per attempt */
+        store_series_set known;         /* series registered by us */
+        store_series_set fresh;         /* scratch: this batch's new ones */
+        store_series_new *nv;           /* scratch: to register */
+        unsigned char *bad;
+        size_t nv_cap;
+        uint32_t *ord;                  /* store_coarse_order */
+        size_t nord, ord_cap;
+        tally_buf coarse;               /* COPY data of the coarse rows */
+        int merged_in_sql;              /* last write took the SQL path */
         /* timings of the last written batch, for the debug log */
-        int64_t ms_fence, ms_copy, ms_merge, ms_commit;
+        int64_t ms_fence, ms_merge, ms_commit;
 } store_batch;
 
 /* STORE_PG_OK / RETRY / FATAL, or STALE: some partitions' epochs moved on
@@ -54,12 +68,21 @@ static inline int store_batch_empty(const store_batch *b)
 }
 /* The slot for the next row (caller fills r, then calls _commit_row). */
 store_row *store_batch_next_row(store_batch *b);
-void store_batch_commit_row(store_batch *b, int32_t partition);
+void store_batch_commit_row(store_batch *b, int32_t partition,
+                            int64_t offset);
 /* Records that offset of partition is consumed under epoch. */
 void store_batch_offset(store_batch *b, int32_t partition, int64_t offset,
                         int64_t epoch);
 /* Removes every row and offset of partition (it was taken over). */
 void store_batch_drop_partition(store_batch *b, int32_t partition);
+
+/* Registers the series of the batch that this worker has not registered
+ * yet (one short transaction of its own). Rows whose series id is taken
+ * by other names get refused = 1; *refused counts them. The caller
+ * dead-letters them and calls store_batch_drop_refused. */
+store_pg_rc store_batch_register(PGconn *conn, store_batch *b,
+                                 size_t *refused, tally_err *err);
+void store_batch_drop_refused(store_batch *b);
 
 /* Once per new connection: session settings and the staging table. */
 store_pg_rc store_batch_prepare(PGconn *conn, tally_err *err);

@@ -81,6 +81,8 @@ store_pg_rc store_pg_fail(PGconn *conn, const PGresult *res, const char *what,
                       !strncmp(state, "08", 2) || !strcmp(state, "57P01") ||
                       !strcmp(state, "57P02") || !strcmp(state, "57P03")))
                 return STORE_PG_RETRY;
+        if (state && !strcmp(state, "23505"))
+                return STORE_PG_UNIQUE;
         return STORE_PG_FATAL;
 }
 
@@ -94,6 +96,34 @@ store_pg_rc store_pg_exec(PGconn *conn, const char *sql, const char *what,
             PQresultStatus(res) != PGRES_TUPLES_OK)
                 rc = store_pg_fail(conn, res, what, err);
         PQclear(res);
+        return rc;
+}
+
+store_pg_rc store_pg_copy(PGconn *conn, const char *sql, const tally_buf *data,
+                          const char *what, tally_err *err)
+{
+        PGresult *res = PQexec(conn, sql);
+        store_pg_rc rc;
+
+        if (PQresultStatus(res) != PGRES_COPY_IN) {
+                rc = store_pg_fail(conn, res, what, err);
+                PQclear(res);
+                return rc;
+        }
+        PQclear(res);
+        if (PQputCopyData(conn, (const char *)data->data, (int)data->len) != 1 ||
+            PQputCopyEnd(conn, NULL) != 1) {
+                rc = store_pg_fail(conn, NULL, what, err);
+                while ((res = PQgetResult(conn)))
+                        PQclear(res);
+                return rc == STORE_PG_OK ? STORE_PG_RETRY : rc;
+        }
+        rc = STORE_PG_OK;
+        while ((res = PQgetResult(conn))) {
+                if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc)
+                        rc = store_pg_fail(conn, res, what, err);
+                PQclear(res);
+        }
         return rc;
 }
 

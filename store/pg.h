@@ -6,12 +6,16 @@
 #pragma once
 #include <libpq-fe.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 typedef enum store_pg_rc {
         STORE_PG_OK = 0,
         STORE_PG_RETRY = -1,    /* reconnect if needed, then redo */
         STORE_PG_FATAL = -2,
+        /* -3 is STORE_PG_STALE (batch.h) */
+        STORE_PG_UNIQUE = -4,   /* unique violation: the caller chose to
+                                 * try an insert that may conflict */
 } store_pg_rc;
 
 /* Connects (blocking). Returns NULL with err set. */
@@ -30,6 +34,11 @@ store_pg_rc store_pg_fail(PGconn *conn, const PGresult *res, const char *what,
 /* Runs a command that returns no rows. */
 store_pg_rc store_pg_exec(PGconn *conn, const char *sql, const char *what,
                           tally_err *err);
+
+/* Runs a COPY ... FROM STDIN statement and sends data (whole) to it.
+ * A failed send means the connection is gone: RETRY. */
+store_pg_rc store_pg_copy(PGconn *conn, const char *sql, const tally_buf *data,
+                          const char *what, tally_err *err);
 
 /* conninfo with any password=... value masked, for logs. */
 void store_pg_redact(const char *conninfo, char *out, size_t cap);

@@ -61,6 +61,21 @@ static const char *const migrations[] = {
         " END $$;"
         "GRANT USAGE ON SCHEMA tally TO tally_writer, tally_reader;"
         "GRANT SELECT, INSERT, UPDATE ON tally.store_offsets TO tally_writer;",
+        /* 2: series ids (store/series.h) */
+        "CREATE TABLE IF NOT EXISTS tally.series ("
+        " id bigint PRIMARY KEY,"
+        " site text NOT NULL,"
+        " device text NOT NULL,"
+        " metric text NOT NULL,"
+        " created_at timestamptz NOT NULL DEFAULT now());"
+        "CREATE INDEX IF NOT EXISTS series_device ON tally.series (device);"
+        "CREATE INDEX IF NOT EXISTS series_site_metric"
+        " ON tally.series (site, metric);"
+        "COMMENT ON TABLE tally.series IS 'one row per (site, device, "
+        "metric); id is a fixed 63-bit hash of the names (docs/schema.md) "
+        "that the rollup tables are keyed by';"
+        "GRANT SELECT, INSERT ON tally.series TO tally_writer;"
+        "GRANT SELECT ON tally.series TO tally_reader;",
 };
 
 void store_window_label(int64_t ms, char *out, size_t cap)
@@ -87,9 +102,7 @@ int64_t store_partition_span(int64_t window_ms)
 }
 
 #define ROLLUP_COLUMNS                                                  \
-        " site text NOT NULL,"                                          \
-        " device text NOT NULL,"                                        \
-        " metric text NOT NULL,"                                        \
+        " series bigint NOT NULL,"                                      \
         " bucket timestamptz NOT NULL,"                                 \
         " count bigint NOT NULL,"                                       \
         " sum double precision NOT NULL,"                               \
@@ -108,6 +121,10 @@ int64_t store_partition_span(int64_t window_ms)
         " version bigint NOT NULL,"                                     \
         " updated_at timestamptz NOT NULL DEFAULT now(),"
 
+/* One table per resolution keyed by (series, bucket): the only index,
+ * integer-keyed. "One device over time" and "one site and metric" find
+ * their series in tally.series (indexed by device and by site, metric),
+ * then read each series' buckets by the primary key. */
 static void window_sql(tally_buf *b, int64_t ms, int finest)
 {
         char l[24];
@@ -115,30 +132,50 @@ static void window_sql(tally_buf *b, int64_t ms, int finest)
         store_window_label(ms, l, sizeof(l));
         tally_buf_printf(b,
                 "CREATE TABLE IF NOT EXISTS tally.rollup_%s_data (" ROLLUP_COLUMNS
-                " PRIMARY KEY (site, device, metric, bucket))"
+                " PRIMARY KEY (series, bucket))"
                 " PARTITION BY RANGE (bucket);"
                 "CREATE TABLE IF NOT EXISTS tally.rollup_%s_data_default"
                 " PARTITION OF tally.rollup_%s_data DEFAULT"
                 " WITH (fillfactor = %d);"
-                "CREATE INDEX IF NOT EXISTS rollup_%s_device_bucket"
-                " ON tally.rollup_%s_data (device, bucket);"
-                "CREATE INDEX IF NOT EXISTS rollup_%s_site_metric_bucket"
-                " ON tally.rollup_%s_data (site, metric, bucket);"
                 "COMMENT ON TABLE tally.rollup_%s_data IS '%s rollups per "
-                "(site, device, metric, bucket)%s; query the view "
-                "tally.rollup_%s';"
+                "(series, bucket)%s; query the view tally.rollup_%s';"
                 "CREATE OR REPLACE VIEW tally.rollup_%s AS SELECT"
-                " site, device, metric, bucket, count, sum,"
-                " sum / count AS mean, min, max, first_value, first_ts,"
-                " last_value, last_ts, version, updated_at"
-                " FROM tally.rollup_%s_data;"
+                " s.site, s.device, s.metric, r.bucket, r.count, r.sum,"
+                " r.sum / r.count AS mean, r.min, r.max, r.first_value,"
+                " r.first_ts, r.last_value, r.last_ts, r.version, r.updated_at"
+                " FROM tally.rollup_%s_data r JOIN tally.series s"
+                " ON s.id = r.series;"
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON tally.rollup_%s_data"
                 " TO tally_writer;"
                 "GRANT SELECT ON tally.rollup_%s TO tally_reader, tally_writer;",
-                l, l, l, finest ? 100 : COARSE_FILLFACTOR, l, l, l, l, l, l,
+                l, l, l, finest ? 100 : COARSE_FILLFACTOR, l, l,
                 finest ? ", written from tally.rollups"
                        : ", merged from the finest rows",
                 l, l, l, l, l);
+}
+
+/* Rollup tables from before tally.series (keyed by the names) cannot be
+ * written by this version: refuse with a clear error, never mix. */
+static store_pg_rc check_layout(PGconn *conn, tally_err *err)
+{
+        PGresult *res = PQexec(conn,
+                "SELECT c.table_name FROM information_schema.columns c"
+                " WHERE c.table_schema = 'tally'"
+                " AND c.table_name ~ '^rollup_[0-9a-z]+_data$'"
+                " AND c.column_name = 'device' LIMIT 1");
+        store_pg_rc rc = STORE_PG_OK;
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+                rc = store_pg_fail(conn, res, "check layout", err);
+        else if (PQntuples(res) > 0) {
+                tally_err_set(err, "schema", "tally.%s has the layout keyed "
+                              "by (site, device, metric) of an older "
+                              "tally-store; rename or drop it "
+                              "(docs/schema.md)", PQgetvalue(res, 0, 0));
+                rc = STORE_PG_FATAL;
+        }
+        PQclear(res);
+        return rc;
 }
 
 static store_pg_rc run_migrations(PGconn *conn, tally_err *err)
@@ -199,7 +236,7 @@ store_pg_rc store_schema_migrate(PGconn *conn, const tally_windows *w,
                  SCHEMA_LOCK_KEY);
         if ((rc = store_pg_exec(conn, sql, "schema lock", err)))
                 return rc;
-        if ((rc = run_migrations(conn, err)))
+        if ((rc = run_migrations(conn, err)) || (rc = check_layout(conn, err)))
                 goto out;
         tally_buf_printf(&b, "BEGIN;");
         for (int i = 0; i < w->n; i++)

@@ -52,6 +52,8 @@ static int dlq_settle(store_worker *w)
         return atomic_load(&w->ctx->dlq_failed) ? -1 : 0;
 }
 
+static int worker_reject_refused(store_worker *w);
+
 /* Writes the batch; retries connection and serialization failures.
  * Returns 0 (written or abandoned on stop) or -1 (fatal, logged). */
 static int worker_flush_once(store_worker *w, int *waiting_out);
@@ -82,7 +84,7 @@ static int worker_flush_once(store_worker *w, int *waiting_out)
         }
         for (;;) {
                 tally_err err;
-                size_t nstale = 0;
+                size_t nstale = 0, refused;
                 int64_t t0 = tally_now_mono_ms();
                 int rc;
 
@@ -98,19 +100,29 @@ static int worker_flush_once(store_worker *w, int *waiting_out)
                                 continue;
                         }
                 }
-                rc = store_batch_write(w->conn, b, cfg->common.topic_rollups,
-                                       &cfg->common.windows, stale, &nstale,
-                                       &err);
+                rc = store_batch_register(w->conn, b, &refused, &err);
+                if (rc == STORE_PG_OK && refused) {
+                        if (worker_reject_refused(w) || dlq_settle(w)) {
+                                tally_log_error("dlq_delivery_failed",
+                                                "worker=%d", w->id);
+                                return -1;
+                        }
+                }
+                if (rc == STORE_PG_OK)
+                        rc = store_batch_write(w->conn, b,
+                                               cfg->common.topic_rollups,
+                                               &cfg->common.windows, stale,
+                                               &nstale, &err);
                 if (rc == STORE_PG_OK) {
                         tally_log_debug("batch_written",
                                 "worker=%d rows=%zu partitions=%zu dlq=%zu ms=%lld"
-                                " fence_ms=%lld copy_ms=%lld merge_ms=%lld"
-                                " commit_ms=%lld",
+                                " fence_ms=%lld write_ms=%lld commit_ms=%lld"
+                                " sql_merge=%d",
                                 w->id, b->n, b->nparts, b->dlq,
                                 (long long)(tally_now_mono_ms() - t0),
-                                (long long)b->ms_fence, (long long)b->ms_copy,
+                                (long long)b->ms_fence,
                                 (long long)b->ms_merge,
-                                (long long)b->ms_commit);
+                                (long long)b->ms_commit, b->merged_in_sql);
                         atomic_fetch_add(&w->ctx->rows, (long long)b->n);
                         atomic_fetch_add(&w->ctx->dlq, (long long)b->dlq);
                         atomic_fetch_add(&w->ctx->batches, 1);
@@ -173,30 +185,23 @@ static int batch_has(const store_batch *b, int32_t p)
         return 0;
 }
 
-static int worker_dead_letter(store_worker *w, const rd_kafka_message_t *rkm,
+/* rec: value, key and origin set; stage and reason filled here */
+static int worker_dead_letter(store_worker *w, tally_dlq_rec *rec,
                               const tally_err *why)
 {
         const store_cfg *cfg = w->ctx->cfg;
-        tally_dlq_rec rec = {
-                .stage = "store",
-                .reason = why->reason,
-                .detail = why->msg,
-                .origin_topic = cfg->common.topic_rollups,
-                .origin_partition = rkm->partition,
-                .origin_offset = rkm->offset,
-                .origin_index = -1,
-                .origin_element = -1,
-                .value = rkm->payload,
-                .value_len = rkm->len,
-                .key = rkm->key,
-                .key_len = rkm->key_len,
-        };
         tally_err err;
 
+        rec->stage = "store";
+        rec->reason = why->reason;
+        rec->detail = why->msg;
+        rec->origin_topic = cfg->common.topic_rollups;
+        rec->origin_index = -1;
+        rec->origin_element = -1;
         tally_log_warn("rejected", "worker=%d reason=%s partition=%d "
                        "offset=%" PRId64 " detail=\"%s\"", w->id, why->reason,
-                       rkm->partition, rkm->offset, why->msg);
-        if (tally_dlq_produce(w->ctx->producer, cfg->common.topic_dlq, &rec,
+                       rec->origin_partition, rec->origin_offset, why->msg);
+        if (tally_dlq_produce(w->ctx->producer, cfg->common.topic_dlq, rec,
                               NULL, &err)) {
                 tally_log_error("dlq_produce_failed", "worker=%d error=\"%s\"",
                                 w->id, err.msg);
@@ -204,6 +209,58 @@ static int worker_dead_letter(store_worker *w, const rd_kafka_message_t *rkm,
         }
         w->batch.dlq++;
         return 0;
+}
+
+static int worker_reject_msg(store_worker *w, const rd_kafka_message_t *rkm,
+                             const tally_err *why)
+{
+        tally_dlq_rec rec = {
+                .origin_partition = rkm->partition,
+                .origin_offset = rkm->offset,
+                .value = rkm->payload,
+                .value_len = rkm->len,
+                .key = rkm->key,
+                .key_len = rkm->key_len,
+        };
+
+        return worker_dead_letter(w, &rec, why);
+}
+
+/* Rows whose series id is registered under other names: dead-lettered
+ * as their rollup record (re-encoded: the message is gone by now) and
+ * dropped from the batch. Their offsets stay in the batch. */
+static int worker_reject_refused(store_worker *w)
+{
+        store_batch *b = &w->batch;
+        tally_buf val = TALLY_BUF_INIT;
+        int rc = 0;
+
+        for (size_t i = 0; i < b->n && !rc; i++) {
+                const store_row *row = &b->rows[i];
+                tally_dlq_rec rec = {
+                        .origin_partition = row->partition,
+                        .origin_offset = row->offset,
+                        .key = row->r.device,
+                        .key_len = strlen(row->r.device),
+                };
+                tally_err why;
+
+                if (!row->refused)
+                        continue;
+                tally_buf_reset(&val);
+                tally_rollup_encode(&row->r, &val);
+                rec.value = val.data;
+                rec.value_len = val.len;
+                tally_err_set(&why, "series_id_collision",
+                              "series id %" PRId64 " of (%s, %s, %s) is "
+                              "registered in tally.series under other names",
+                              row->series, row->r.site, row->r.device,
+                              row->r.metric);
+                rc = worker_dead_letter(w, &rec, &why);
+        }
+        tally_buf_free(&val);
+        store_batch_drop_refused(b);
+        return rc;
 }
 
 static int worker_handle(store_worker *w, const rd_kafka_message_t *rkm)
@@ -245,17 +302,17 @@ static int worker_handle(store_worker *w, const rd_kafka_message_t *rkm)
         row = store_batch_next_row(&w->batch);
         if (tally_rollup_decode(rkm->payload, rkm->len, &row->r, &err) == 0) {
                 if (row->r.window_ms == cfg->common.windows.ms[0]) {
-                        store_batch_commit_row(&w->batch, p);
+                        store_batch_commit_row(&w->batch, p, rkm->offset);
                 } else {
                         tally_err_set(&err, "wrong_window",
                                       "window_ms %" PRId64 " is not the "
                                       "finest configured window %" PRId64,
                                       row->r.window_ms,
                                       cfg->common.windows.ms[0]);
-                        if (worker_dead_letter(w, rkm, &err))
+                        if (worker_reject_msg(w, rkm, &err))
                                 return -1;
                 }
-        } else if (worker_dead_letter(w, rkm, &err)) {
+        } else if (worker_reject_msg(w, rkm, &err)) {
                 return -1;
         }
         store_batch_offset(&w->batch, p, rkm->offset, w->epoch[p]);

@@ -158,7 +158,7 @@ wait_offsets 8 || { cat "$WORK/store.log" >&2; exit 1; }
 
 check "views exist" \
         "SELECT count(*) FROM information_schema.views WHERE table_schema='tally' AND table_name IN ('rollup_1m','rollup_1h')" 2
-check "migration recorded" "SELECT max(version) FROM tally.schema_migrations" 1
+check "migrations recorded" "SELECT max(version) FROM tally.schema_migrations" 2
 check "roles exist" \
         "SELECT count(*) FROM pg_roles WHERE rolname IN ('tally_writer','tally_reader') AND NOT rolcanlogin" 2
 check "reader may read the views" \
@@ -167,7 +167,7 @@ check "reader may read the views" \
 check "default partition exists" \
         "SELECT count(*) FROM pg_inherits WHERE inhparent='tally.rollup_1m_data'::regclass AND inhrelid='tally.rollup_1m_data_default'::regclass" 1
 check "bucket in a time partition" \
-        "SELECT tableoid::regclass::text ~ '_p[0-9]{8}\$' FROM tally.rollup_1m_data WHERE device='meter-2'" t
+        "SELECT tableoid::regclass::text ~ '_p[0-9]{8}\$' FROM tally.rollup_1m_data WHERE series IN (SELECT id FROM tally.series WHERE device='meter-2')" t
 check "1m rows of cooler-17" \
         "SELECT string_agg(format('%s/%s/%s/%s/%s/%s', extract(epoch FROM bucket)::bigint*1000 - $H, count, sum, min, max, version), ' ' ORDER BY bucket) FROM tally.rollup_1m WHERE device='cooler-17'" \
         "0/2/7/3/4/2 60000/3/12/2/5/3 120000/2/3/1/2/2"
@@ -287,21 +287,21 @@ check "hour row of late-1 merged" \
         "SELECT format('%s/%s/%s/%s/%s/%s/%s', count, sum, min, max, first_value, last_value, version) FROM tally.rollup_1h WHERE device='late-1'" \
         "9/41/1/9/1/3/9"
 check "hour first/last of late-1" \
-        "SELECT format('%s/%s/%s/%s', (extract(epoch FROM first_ts)*1000)::bigint - $H, first_offset, (extract(epoch FROM last_ts)*1000)::bigint - $H, last_offset) FROM tally.rollup_1h_data WHERE device='late-1'" \
+        "SELECT format('%s/%s/%s/%s', (extract(epoch FROM first_ts)*1000)::bigint - $H, first_offset, (extract(epoch FROM last_ts)*1000)::bigint - $H, last_offset) FROM tally.rollup_1h_data WHERE series = (SELECT id FROM tally.series WHERE device='late-1')" \
         "10000/70/150000/82"
 # a late newer version of the first minute only (nothing else of the
 # hour in the batch): last stays M2's
 rec2 late-1 $M0 5 25 1 9 $((M0 + 10000)) 1 70 $((M0 + 55000)) 5 72 5 | produce 2
 wait_offsets 23
 check "hour row of late-1 after a lone late version" \
-        "SELECT format('%s/%s/%s/%s/%s', count, sum, last_value, last_offset, version) FROM tally.rollup_1h_data WHERE device='late-1'" \
+        "SELECT format('%s/%s/%s/%s/%s', count, sum, last_value, last_offset, version) FROM tally.rollup_1h_data WHERE series = (SELECT id FROM tally.series WHERE device='late-1')" \
         "10/46/3/82/10"
 stop_store
 
 # --- every coarse row equals the recompute from its finest rows
 check "coarse rows equal the recompute from the finest rows" "
 SELECT count(*) FROM tally.rollup_1h_data h FULL JOIN (
-  SELECT site, device, metric,
+  SELECT series,
    date_bin('1 hour', bucket, timestamptz '1970-01-01 00:00:00+00') AS b,
    sum(count) AS c, sum(sum) AS s, min(min) AS mn, max(max) AS mx,
    sum(version) AS v,
@@ -312,10 +312,9 @@ SELECT count(*) FROM tally.rollup_1h_data h FULL JOIN (
      last_partition, last_offset, last_index]
      ORDER BY last_ts DESC, last_partition DESC, last_offset DESC,
      last_index DESC))[1:1] AS l
-  FROM tally.rollup_1m_data GROUP BY 1, 2, 3, 4) r
- ON h.site = r.site AND h.device = r.device AND h.metric = r.metric
-  AND h.bucket = r.b
- WHERE h.site IS NULL OR r.site IS NULL OR h.count <> r.c
+  FROM tally.rollup_1m_data GROUP BY 1, 2) r
+ ON h.series = r.series AND h.bucket = r.b
+ WHERE h.series IS NULL OR r.series IS NULL OR h.count <> r.c
   OR abs(h.sum - r.s) > 1e-9 * greatest(1, abs(r.s))
   OR h.min <> r.mn OR h.max <> r.mx OR h.version <> r.v
   OR ARRAY[[h.first_value, extract(epoch FROM h.first_ts)::float8,

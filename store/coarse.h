@@ -1,0 +1,25 @@
+/* store/coarse.h -- a batch's rows as they are written: in key order,
+ * one per (series, bucket) (the newest version), and their merge into
+ * each coarser resolution computed here rather than in SQL. The coarse
+ * rows are what the batch adds to each (series, coarse bucket) when none
+ * of its finest rows was stored before -- the common case; batch.c
+ * checks that in the same transaction and otherwise merges in SQL from
+ * the stored versions. Works on the batch only; no I/O. */
+#pragma once
+#include "common/buf.h"
+#include "common/config.h"
+#include "store/batch.h"
+
+/* Fills b->ord with the indexes of the newest version of each key,
+ * sorted by (series, bucket); sets b->nord. */
+void store_coarse_order(store_batch *b);
+
+/* Binary COPY data of the ordered finest rows (columns STAGE_COLS in batch.c). */
+void store_coarse_copy_finest(const store_batch *b, tally_buf *out);
+
+/* Binary COPY data for store_coarse (win, then the same columns): one row per
+ * (coarse window index k >= 1, series, coarse bucket) of the ordered
+ * rows, count/sum/version added (sum in bucket order), min/max, first
+ * and last by (ts, origin). */
+void store_coarse_copy_merged(const store_batch *b, const tally_windows *w,
+                              tally_buf *out);

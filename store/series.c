@@ -1,0 +1,204 @@
+/* store/series.c -- series ids and their registration (see series.h). */
+#include "store/series.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/copybin.h"
+
+static uint64_t fnv_names(uint64_t h, const char *site, const char *device,
+                          const char *metric)
+{
+        const char *part[3] = {site, device, metric};
+
+        for (int i = 0; i < 3; i++) {
+                for (const unsigned char *p = (const unsigned char *)part[i];
+                     *p; p++) {
+                        h ^= *p;
+                        h *= UINT64_C(0x100000001b3);
+                }
+                h *= UINT64_C(0x100000001b3);   /* the NUL separator */
+        }
+        return h;
+}
+
+static uint64_t mix64(uint64_t h)
+{
+        h ^= h >> 30;
+        h *= UINT64_C(0xbf58476d1ce4e5b9);
+        h ^= h >> 27;
+        h *= UINT64_C(0x94d049bb133111eb);
+        h ^= h >> 31;
+        return h;
+}
+
+/* FNV-1a 64 over site NUL device NUL metric, then the splitmix64
+ * finalizer; the top bit is dropped and 0 becomes 1. Stored in every
+ * rollup row: never change it (docs/schema.md). */
+int64_t store_series_id(const char *site, const char *device,
+                        const char *metric)
+{
+        uint64_t h = mix64(fnv_names(UINT64_C(0xcbf29ce484222325), site,
+                                     device, metric));
+
+        h &= UINT64_C(0x7fffffffffffffff);
+        return h ? (int64_t)h : 1;
+}
+
+/* the same walk from another basis, finalized differently */
+uint64_t store_series_check(const char *site, const char *device,
+                            const char *metric)
+{
+        uint64_t h = fnv_names(UINT64_C(0x84222325cbf29ce4), site, device,
+                               metric);
+
+        return mix64(h ^ UINT64_C(0x5851f42d4c957f2d)) + h;
+}
+
+/* ---- the set of registered ids ------------------------------------------ */
+
+#define SET_MAX_USED ((size_t)2 << 20)
+
+void store_series_set_init(store_series_set *s)
+{
+        memset(s, 0, sizeof(*s));
+}
+
+void store_series_set_free(store_series_set *s)
+{
+        free(s->slot);
+        memset(s, 0, sizeof(*s));
+}
+
+void store_series_set_clear(store_series_set *s)
+{
+        if (s->cap)
+                memset(s->slot, 0, s->cap * sizeof(*s->slot));
+        s->used = 0;
+}
+
+static size_t set_home(const store_series_set *s, int64_t id)
+{
+        return (size_t)(((uint64_t)id * UINT64_C(0x9e3779b97f4a7c15)) >> 20) &
+               (s->cap - 1);
+}
+
+int store_series_set_find(const store_series_set *s, int64_t id,
+                          uint64_t *check)
+{
+        if (!s->cap)
+                return 0;
+        for (size_t i = set_home(s, id); s->slot[i].id;
+             i = (i + 1) & (s->cap - 1)) {
+                if (s->slot[i].id == id) {
+                        *check = s->slot[i].check;
+                        return 1;
+                }
+        }
+        return 0;
+}
+
+static void set_grow(store_series_set *s)
+{
+        struct store_series_slot *old = s->slot;
+        size_t ocap = s->cap;
+
+        s->cap = ocap ? ocap * 2 : 4096;
+        s->slot = calloc(s->cap, sizeof(*s->slot));
+        if (!s->slot)
+                abort();
+        s->used = 0;
+        for (size_t i = 0; i < ocap; i++)
+                if (old[i].id)
+                        store_series_set_put(s, old[i].id, old[i].check);
+        free(old);
+}
+
+void store_series_set_put(store_series_set *s, int64_t id, uint64_t check)
+{
+        size_t i;
+
+        if (s->used >= SET_MAX_USED)
+                store_series_set_clear(s);
+        if ((s->used + 1) * 2 > s->cap)         /* load <= 1/2 */
+                set_grow(s);
+        for (i = set_home(s, id); s->slot[i].id; i = (i + 1) & (s->cap - 1))
+                if (s->slot[i].id == id)
+                        break;
+        if (!s->slot[i].id)
+                s->used++;
+        s->slot[i].id = id;
+        s->slot[i].check = check;
+}
+
+/* ---- registration ------------------------------------------------------- */
+
+store_pg_rc store_series_prepare(PGconn *conn, tally_err *err)
+{
+        return store_pg_exec(conn,
+                "CREATE TEMP TABLE IF NOT EXISTS store_series_stage ("
+                " id bigint, site text, device text, metric text)",
+                "series staging table", err);
+}
+
+/* One transaction: stage, insert the missing ones, then (a new snapshot,
+ * which sees what others committed meanwhile) the ids registered under
+ * other names. */
+store_pg_rc store_series_register(PGconn *conn, const store_series_new *nv,
+                                  size_t n, unsigned char *bad,
+                                  tally_buf *scratch, tally_err *err)
+{
+        PGresult *res;
+        store_pg_rc rc;
+
+        memset(bad, 0, n);
+        if (!n)
+                return STORE_PG_OK;
+        tally_buf_reset(scratch);
+        store_copybin_header(scratch);
+        for (size_t i = 0; i < n; i++) {
+                store_copybin_tuple(scratch, 4);
+                store_copybin_int8(scratch, nv[i].id);
+                store_copybin_text(scratch, nv[i].site);
+                store_copybin_text(scratch, nv[i].device);
+                store_copybin_text(scratch, nv[i].metric);
+        }
+        store_copybin_trailer(scratch);
+        if ((rc = store_pg_exec(conn, "BEGIN; TRUNCATE store_series_stage",
+                                "series begin", err)))
+                goto fail;
+        if ((rc = store_pg_copy(conn, "COPY store_series_stage FROM STDIN"
+                                " (FORMAT binary)", scratch, "series copy",
+                                err)))
+                goto fail;
+        if ((rc = store_pg_exec(conn,
+                        "INSERT INTO tally.series (id, site, device, metric)"
+                        " SELECT id, site, device, metric"
+                        " FROM store_series_stage ON CONFLICT (id) DO NOTHING",
+                        "series insert", err)))
+                goto fail;
+        res = PQexec(conn, "SELECT n.id FROM store_series_stage n"
+                " JOIN tally.series s ON s.id = n.id"
+                " WHERE (s.site, s.device, s.metric)"
+                " IS DISTINCT FROM (n.site, n.device, n.metric)");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                rc = store_pg_fail(conn, res, "series check", err);
+                PQclear(res);
+                goto fail;
+        }
+        for (int r = 0; r < PQntuples(res); r++) {
+                int64_t id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+
+                for (size_t i = 0; i < n; i++)
+                        if (nv[i].id == id)
+                                bad[i] = 1;
+        }
+        PQclear(res);
+        if ((rc = store_pg_exec(conn, "COMMIT", "series commit", err)))
+                goto fail;
+        return STORE_PG_OK;
+fail:
+        if (PQstatus(conn) == CONNECTION_OK)
+                PQclear(PQexec(conn, "ROLLBACK"));
+        return rc;
+}
