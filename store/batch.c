@@ -1,6 +1,8 @@
 /* store/batch.c -- the batch transaction (see batch.h). Round trips per
- * batch: BEGIN, the fenced offsets UPDATE, COPY, one merge statement
- * (finest and every coarse table), COMMIT; never one per row.
+ * batch: BEGIN, the fenced offsets UPDATE, COPY of the finest rows, COPY
+ * of the coarse rows, one upsert statement per coarse table, COMMIT;
+ * never one per row. The general merge below (merge_sql) is used when a
+ * key of the batch is already stored.
  *
  * Coarse rows are maintained incrementally, never recomputed: a newer
  * version of a finest rollup always counts a superset of the readings of

@@ -1,10 +1,11 @@
 /* store/batch.h -- one worker's batch of decoded rollups and the
- * PostgreSQL transaction that writes it:
- *   advance (and lock) the offsets rows of the batch's partitions, fenced
- *   by their owner epoch; COPY rows into a temp staging table; upsert the
- *   newest version per key into the finest table (only where it is
- *   newer) and merge the changes into the coarser rows (incrementally,
- *   see batch.c); COMMIT.
+ * PostgreSQL transaction that writes it (docs/schema.md, "How a batch is
+ * written"): advance (and lock) the offsets rows of the batch's
+ * partitions, fenced by their owner epoch; COPY the newest version per
+ * key straight into the finest table and add the coarse rows merged in C
+ * (store/coarse.h) -- or, when a key was stored before, redo it with the
+ * SQL merge from the stored versions; COMMIT. Series are registered
+ * before (store/series.h).
  * A batch is owned by one worker thread and reused (memory is bounded by
  * its capacity). Nothing here logs; results come back as codes + err. */
 #pragma once

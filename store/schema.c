@@ -64,9 +64,9 @@ static const char *const migrations[] = {
         /* 2: series ids (store/series.h) */
         "CREATE TABLE IF NOT EXISTS tally.series ("
         " id bigint PRIMARY KEY,"
-        " site text NOT NULL,"
-        " device text NOT NULL,"
-        " metric text NOT NULL,"
+        " site text COLLATE \"C\" NOT NULL,"
+        " device text COLLATE \"C\" NOT NULL,"
+        " metric text COLLATE \"C\" NOT NULL,"
         " created_at timestamptz NOT NULL DEFAULT now());"
         "CREATE INDEX IF NOT EXISTS series_device ON tally.series (device);"
         "CREATE INDEX IF NOT EXISTS series_site_metric"
