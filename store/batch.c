@@ -539,13 +539,6 @@ again:
                 goto fail;
         t2 = tally_now_mono_ms();
         rc = store_pg_exec(conn, "COMMIT", "commit", err);
-        /* after the first sizeable batch into a fresh partition, give the
-         * planner statistics: without them it may misjudge the merge's
-         * lookups and read the whole partition (a failure
-         * here is retried like any other: the batch is idempotent) */
-        if (!rc && b->n >= 1000)
-                rc = store_partition_analyze_once(conn, w->ms[0],
-                                                  b->rows[0].r.start_ms, err);
         b->merged_in_sql = merged;
         b->ms_fence = t1 - t0;
         b->ms_merge = t2 - t1;

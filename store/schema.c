@@ -276,7 +276,6 @@ typedef struct part_set {
 } part_set;
 
 static part_set created = {PTHREAD_MUTEX_INITIALIZER, 0, {{0, 0}}};
-static part_set analyzed = {PTHREAD_MUTEX_INITIALIZER, 0, {{0, 0}}};
 
 static size_t set_slot(int64_t window, int64_t start)
 {
@@ -442,10 +441,8 @@ store_pg_rc store_retention_apply(PGconn *conn, const tally_windows *w,
                 PQclear(res);
                 if (rc)
                         return rc;
-                if (*dropped) {         /* forget dropped partitions */
+                if (*dropped)           /* forget dropped partitions */
                         set_clear(&created);
-                        set_clear(&analyzed);
-                }
                 snprintf(sql, sizeof(sql),
                          "DELETE FROM tally.rollup_%s_data_default"
                          " WHERE bucket < '%s'", l, cut);
@@ -453,41 +450,4 @@ store_pg_rc store_retention_apply(PGconn *conn, const tally_windows *w,
                         return rc;
         }
         return rc;
-}
-
-store_pg_rc store_partition_analyze_once(PGconn *conn, int64_t window_ms,
-                                         int64_t start_ms, tally_err *err)
-{
-        int64_t part = tally_window_start(start_ms,
-                                          store_partition_span(window_ms));
-        char name[96], sql[256];
-        const char *params[1];
-        PGresult *res;
-        store_pg_rc rc = STORE_PG_OK;
-        int never;
-
-        if (set_has(&analyzed, window_ms, part))
-                return STORE_PG_OK;
-        part_name(window_ms, part, name, sizeof(name));
-        snprintf(sql, sizeof(sql), "tally.%s", name);
-        params[0] = sql;
-        res = PQexecParams(conn, "SELECT reltuples < 0 FROM pg_class"
-                           " WHERE oid = to_regclass($1)", 1, NULL, params,
-                           NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                rc = store_pg_fail(conn, res, "partition stats", err);
-                PQclear(res);
-                return rc;
-        }
-        /* no such partition (rows in DEFAULT): nothing to do */
-        never = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
-        PQclear(res);
-        if (never) {
-                snprintf(sql, sizeof(sql), "ANALYZE tally.%s", name);
-                if ((rc = store_pg_exec(conn, sql, "analyze partition", err)))
-                        return rc;
-                tally_log_info("partition_analyzed", "table=%s", name);
-        }
-        set_add(&analyzed, window_ms, part);
-        return STORE_PG_OK;
 }

@@ -33,14 +33,6 @@ store_pg_rc store_schema_migrate(PGconn *conn, const tally_windows *w,
 store_pg_rc store_partition_ensure(PGconn *conn, int64_t window_ms,
                                    int64_t start_ms, tally_err *err);
 
-/* Runs ANALYZE on the partition holding start_ms of window w if it was
- * never analyzed (once per process and partition). A fresh partition has
- * no statistics until autovacuum comes by, and without them the planner
- * may pick the (site, metric, bucket) index for the coarse merges and
- * read whole sites; call it after a batch committed. */
-store_pg_rc store_partition_analyze_once(PGconn *conn, int64_t window_ms,
-                                         int64_t start_ms, tally_err *err);
-
 /* Partitions wholly older than now - retention_ms are never created (0 =
  * no limit). Set once from main before any other call. */
 void store_schema_set_retention(int64_t retention_ms);

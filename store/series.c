@@ -141,15 +141,23 @@ store_pg_rc store_series_prepare(PGconn *conn, tally_err *err)
                 "series staging table", err);
 }
 
-/* One transaction: stage, insert the missing ones, then (a new snapshot,
- * which sees what others committed meanwhile) the ids registered under
- * other names. */
+static int64_t id_at(PGresult *res, int row)
+{
+        return strtoll(PQgetvalue(res, row, 0), NULL, 10);
+}
+
+/* One transaction: stage, insert the missing ones (RETURNING what was
+ * inserted: ours by construction), then compare the names of the others
+ * -- registered before, maybe by another process -- in a new statement,
+ * whose snapshot sees what others committed meanwhile. A worker that
+ * starts on a known database pays that comparison once per series. */
 store_pg_rc store_series_register(PGconn *conn, const store_series_new *nv,
                                   size_t n, unsigned char *bad,
                                   tally_buf *scratch, tally_err *err)
 {
         PGresult *res;
         store_pg_rc rc;
+        size_t others = n;
 
         memset(bad, 0, n);
         if (!n)
@@ -171,29 +179,34 @@ store_pg_rc store_series_register(PGconn *conn, const store_series_new *nv,
                                 " (FORMAT binary)", scratch, "series copy",
                                 err)))
                 goto fail;
-        if ((rc = store_pg_exec(conn,
-                        "INSERT INTO tally.series (id, site, device, metric)"
-                        " SELECT id, site, device, metric"
-                        " FROM store_series_stage ON CONFLICT (id) DO NOTHING",
-                        "series insert", err)))
-                goto fail;
-        res = PQexec(conn, "SELECT n.id FROM store_series_stage n"
-                " JOIN tally.series s ON s.id = n.id"
-                " WHERE (s.site, s.device, s.metric)"
-                " IS DISTINCT FROM (n.site, n.device, n.metric)");
+        res = PQexec(conn, "INSERT INTO tally.series (id, site, device, metric)"
+                           " SELECT id, site, device, metric"
+                           " FROM store_series_stage"
+                           " ON CONFLICT (id) DO NOTHING RETURNING id");
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                rc = store_pg_fail(conn, res, "series check", err);
+                rc = store_pg_fail(conn, res, "series insert", err);
                 PQclear(res);
                 goto fail;
         }
-        for (int r = 0; r < PQntuples(res); r++) {
-                int64_t id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-
-                for (size_t i = 0; i < n; i++)
-                        if (nv[i].id == id)
-                                bad[i] = 1;
-        }
+        others -= (size_t)PQntuples(res);
         PQclear(res);
+        if (others) {
+                res = PQexec(conn, "SELECT n.id FROM store_series_stage n"
+                                   " JOIN tally.series s ON s.id = n.id"
+                                   " WHERE (s.site, s.device, s.metric)"
+                                   " IS DISTINCT FROM"
+                                   " (n.site, n.device, n.metric)");
+                if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        rc = store_pg_fail(conn, res, "series check", err);
+                        PQclear(res);
+                        goto fail;
+                }
+                for (int r = 0; r < PQntuples(res); r++)
+                        for (size_t i = 0; i < n; i++)
+                                if (nv[i].id == id_at(res, r))
+                                        bad[i] = 1;
+                PQclear(res);
+        }
         if ((rc = store_pg_exec(conn, "COMMIT", "series commit", err)))
                 goto fail;
         return STORE_PG_OK;
