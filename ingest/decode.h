@@ -9,8 +9,8 @@
  * the same indexes, which is what makes replays deduplicable.
  *
  * The decoder owns a reusable scratch buffer (for inflating) and is used by
- * one thread at a time. Strings handed to the callback are borrowed and
- * valid only during the call. */
+ * one thread at a time. Strings handed to the callback are borrowed, valid
+ * only during the call, and not NUL-terminated (use the lengths). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
