@@ -1,14 +1,17 @@
 /* ingest/decode.c -- raw message -> readings (spec: docs/input.md).
  *
  * Flow: size check, gunzip into the decoder's reusable buffer when the
- * gzip magic is present, pick the shape from the first non-blank byte
- * ('[' array, '{' object or NDJSON), parse with jansson, then walk the
+ * gzip magic is present, then the fast scanner (scan.h), which either
+ * accepts the whole message (every reading good) or hands it on untouched.
+ * Otherwise: pick the shape from the first non-blank byte ('[' array, '{'
+ * object or NDJSON), parse with jansson, then walk the
  * elements in document order handing each reading (or rejection) to the
  * callback with the next index. Accepted readings are never copied: their
  * strings point into the jansson tree, which lives until the element (or
  * the message) is done. */
 #include "ingest/decode.h"
 #include "ingest/json_arena.h"
+#include "ingest/scan.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -26,6 +29,8 @@ struct ingest_decoder {
         int zs_ready;           /* inflateInit2 done */
         unsigned char *out;     /* inflated bytes, reused across messages */
         size_t out_cap;
+        ingest_decode_mode mode;
+        ingest_scan scan;       /* fast path state, reused */
 };
 
 /* State of one ingest_decode call. */
@@ -69,8 +74,15 @@ void ingest_decoder_free(ingest_decoder *d)
         if (d->zs_ready)
                 inflateEnd(&d->zs);
         free(d->out);
+        ingest_scan_free(&d->scan);
         free(d);
 }
+
+void ingest_decoder_set_mode(ingest_decoder *d, ingest_decode_mode mode)
+{
+        d->mode = mode;
+}
+
 
 static int is_ws(unsigned char c)
 {
@@ -439,6 +451,22 @@ static int decode_element(dec_run *run, json_t *elem)
         return 0;
 }
 
+/* The fast path: 1 if the scanner took the whole message (its readings
+ * were emitted), 0 if it is jansson's. */
+static int decode_fast(dec_run *run, const char *p, size_t n)
+{
+        ingest_scan *s = &run->d->scan;
+
+        if (ingest_scan_run(s, p, n, run->ts_min, run->ts_max) != 0)
+                return 0;
+        for (size_t k = 0; k < s->n; k++) {
+                run->element = s->items[k].element;
+                if (emit_reading(run, &s->items[k].r) != 0)
+                        break;
+        }
+        return 1;
+}
+
 /* ---- shapes ---------------------------------------------------------- */
 
 static int decode_array(dec_run *run, const char *p, size_t n,
@@ -595,6 +623,17 @@ int ingest_decode(ingest_decoder *d, const void *buf, size_t len,
         if (p[i] != '[' && p[i] != '{')
                 return tally_err_set(err, "malformed_json",
                                      "starts with neither '{' nor '['");
+        if (d->mode != INGEST_DECODE_JANSSON) {
+                if (decode_fast(&run, (const char *)p + i, n - i)) {
+                        if (run.stopped)
+                                return tally_err_set(err, "callback",
+                                        "callback stopped decoding");
+                        return 0;
+                }
+                if (d->mode == INGEST_DECODE_FAST)
+                        return tally_err_set(err, "not_handled",
+                                "left to the jansson path");
+        }
         ingest_json_arena_open();
         if (p[i] == '[')
                 rc = decode_array(&run, (const char *)p + i, n - i, err);

@@ -9,8 +9,8 @@
  * the same indexes, which is what makes replays deduplicable.
  *
  * The decoder owns a reusable scratch buffer (for inflating) and is used by
- * one thread at a time. Strings handed to the callback are borrowed and
- * valid only during the call. */
+ * one thread at a time. Strings handed to the callback are borrowed, valid
+ * only during the call, and not NUL-terminated (use the lengths). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -53,9 +53,20 @@ typedef int (*ingest_event_cb)(void *opaque, const ingest_event *ev);
 
 typedef struct ingest_decoder ingest_decoder;
 
+/* Which parser decodes: AUTO (the default) tries the fast scanner
+ * (ingest/scan.h) and takes jansson for what it does not handle; JANSSON
+ * never uses the scanner; FAST never uses jansson and fails with err
+ * reason "not_handled" instead (for tests comparing the two). */
+typedef enum ingest_decode_mode {
+        INGEST_DECODE_AUTO,
+        INGEST_DECODE_JANSSON,
+        INGEST_DECODE_FAST,
+} ingest_decode_mode;
+
 void ingest_limits_default(ingest_limits *lim);
 ingest_decoder *ingest_decoder_new(const ingest_limits *lim);
 void ingest_decoder_free(ingest_decoder *d);
+void ingest_decoder_set_mode(ingest_decoder *d, ingest_decode_mode mode);
 
 /* Decodes buf[0..len). record_ts_ms is the Kafka record timestamp, the
  * only clock the timestamp bounds are judged against. Returns 0 when the
