@@ -160,6 +160,54 @@ static int cmd_consume(const char *brokers, const char *topic)
         return 0;
 }
 
+/* The latest message timestamp (CreateTime: when the producer made it) in
+ * the topic: the last message of every partition. */
+static int cmd_last_timestamp(const char *brokers, const char *topic)
+{
+        char group[64];
+        rd_kafka_t *rk;
+        int n, p, left = 0;
+        rd_kafka_topic_partition_list_t *tp;
+        int64_t lo, hi, last = -1;
+
+        snprintf(group, sizeof(group), "bench-last-%ld", (long)getpid());
+        rk = client(brokers, group, 1);
+        n = partitions(rk, topic);
+        tp = rd_kafka_topic_partition_list_new(n);
+        for (p = 0; p < n; p++) {
+                marks(rk, topic, p, &lo, &hi);
+                if (hi > lo) {
+                        rd_kafka_topic_partition_list_add(tp, topic, p)->offset =
+                                hi - 1;
+                        left++;
+                }
+        }
+        rd_kafka_poll_set_consumer(rk);
+        rd_kafka_assign(rk, tp);
+        while (left > 0) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1000);
+
+                if (!m)
+                        continue;
+                if (!m->err) {
+                        int64_t ts = rd_kafka_message_timestamp(m, NULL);
+
+                        if (ts > last)
+                                last = ts;
+                        left--;
+                } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        fprintf(stderr, "kafka_tool: %s\n",
+                                rd_kafka_message_errstr(m));
+                }
+                rd_kafka_message_destroy(m);
+        }
+        printf("timestamp_ms=%lld\n", (long long)last);
+        rd_kafka_topic_partition_list_destroy(tp);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return 0;
+}
+
 static int cmd_wait_committed(const char *brokers, const char *group,
                               const char *topic, double timeout)
 {
@@ -206,10 +254,12 @@ int main(int argc, char **argv)
                 return cmd_watermarks(argv[2], argv[3]);
         if (argc == 4 && !strcmp(argv[1], "consume"))
                 return cmd_consume(argv[2], argv[3]);
+        if (argc == 4 && !strcmp(argv[1], "last-timestamp"))
+                return cmd_last_timestamp(argv[2], argv[3]);
         if (argc == 6 && !strcmp(argv[1], "wait-committed"))
                 return cmd_wait_committed(argv[2], argv[3], argv[4],
                                           atof(argv[5]));
-        fprintf(stderr, "usage: kafka_tool watermarks|consume BROKERS TOPIC\n"
+        fprintf(stderr, "usage: kafka_tool watermarks|consume|last-timestamp BROKERS TOPIC\n"
                         "       kafka_tool wait-committed BROKERS GROUP TOPIC TIMEOUT_S\n");
         return 2;
 }
