@@ -5,21 +5,36 @@
 
 #include "common/timefmt.h"
 
+#define WIN_BLOCK_BITS 10
+#define WIN_BLOCK (1u << WIN_BLOCK_BITS)
+
+/* Windows in fixed blocks: no realloc slack or copying as a slot grows,
+ * and the dirty bits next to them instead of a list. */
+typedef struct win_block {
+        uint64_t dirty[WIN_BLOCK / 64];
+        agg_win w[WIN_BLOCK];
+} win_block;
+
+/* Positions of origins beyond a window's first (rare: a series whose
+ * readings come from several raw partitions), chained per window. */
+typedef struct more_pos {
+        tally_pos pos;
+        uint32_t next;          /* entry + 1, 0 = end */
+} more_pos;
+
 typedef struct agg_slot {
         int64_t start;
-        agg_win **blocks;       /* windows in fixed blocks: no realloc
-                                   slack or copying as a slot grows */
+        win_block **blocks;
         uint32_t n, nblocks;
         uint32_t *index;        /* series -> win idx + 1 (open addressing) */
         uint32_t mask;
-        uint32_t *dirty;        /* idx of dirty wins */
-        uint32_t ndirty, dcap;
+        uint32_t ndirty;
+        more_pos *more;
+        uint32_t nmore, more_cap;
         int64_t min_offset;
 } agg_slot;
 
-#define WIN_BLOCK_BITS 10
-#define WIN_BLOCK (1u << WIN_BLOCK_BITS)
-#define WIN(s, i) (&(s)->blocks[(i) >> WIN_BLOCK_BITS][(i) & (WIN_BLOCK - 1)])
+#define WIN(s, i) (&(s)->blocks[(i) >> WIN_BLOCK_BITS]->w[(i) & (WIN_BLOCK - 1)])
 
 struct agg_part {
         agg_params p;
@@ -48,13 +63,11 @@ agg_part *agg_part_new(const agg_params *p, int64_t final_below)
 
 static void slot_free(agg_slot *s)
 {
-        for (uint32_t i = 0; i < s->n; i++)
-                free(WIN(s, i)->more);
         for (uint32_t b = 0; b < s->nblocks; b++)
                 free(s->blocks[b]);
         free(s->blocks);
         free(s->index);
-        free(s->dirty);
+        free(s->more);
 }
 
 void agg_part_free(agg_part *pt)
@@ -108,7 +121,7 @@ static uint32_t slot_hash(uint32_t series)
 static void slot_grow(agg_slot *s)
 {
         uint32_t mask = s->mask * 2 + 1;
-        uint32_t *idx = calloc(mask + 1, sizeof(*idx));
+        uint32_t *idx = calloc((size_t)mask + 1, sizeof(*idx));
 
         if (!idx)
                 abort();
@@ -137,54 +150,65 @@ static agg_win *slot_win(agg_part *pt, agg_slot *s, uint32_t series, uint32_t *i
                 h = (h + 1) & s->mask;
         }
         if (s->n == s->nblocks * WIN_BLOCK) {
+                if (s->n == UINT32_MAX - WIN_BLOCK)
+                        abort();
                 s->blocks = realloc(s->blocks, (s->nblocks + 1) * sizeof(*s->blocks));
                 if (!s->blocks)
                         abort();
-                s->blocks[s->nblocks] = malloc(WIN_BLOCK * sizeof(agg_win));
+                s->blocks[s->nblocks] = malloc(sizeof(win_block));
                 if (!s->blocks[s->nblocks])
                         abort();
+                memset(s->blocks[s->nblocks]->dirty, 0,
+                       sizeof(s->blocks[s->nblocks]->dirty));
                 s->nblocks++;
         }
         w = WIN(s, s->n);
         memset(w, 0, sizeof(*w));
         w->series = series;
         w->seen.partition = -1;
-        w->min_offset = INT64_MAX;
         s->index[h] = ++s->n;
         *idx_out = s->n - 1;
         pt->open++;
-        if (s->n * 2 > s->mask)
+        /* load factor at most 3/4 */
+        if ((uint64_t)s->n * 4 > ((uint64_t)s->mask + 1) * 3)
                 slot_grow(s);
         return w;
 }
 
-/* Highest position counted from r's origin in w; NULL slot to add. */
-static tally_pos *win_seen(agg_win *w, int32_t origin)
+/* Highest position counted from origin in w (partition -1: none yet). */
+static tally_pos *win_seen(agg_slot *s, agg_win *w, int32_t origin)
 {
+        uint32_t e;
+
         if (w->seen.partition == origin || w->seen.partition == -1)
                 return &w->seen;
-        for (uint16_t i = 0; i < w->nmore; i++)
-                if (w->more[i].partition == origin)
-                        return &w->more[i];
-        w->more = realloc(w->more, (w->nmore + 1u) * sizeof(*w->more));
-        if (!w->more)
-                abort();
-        w->more[w->nmore].partition = -1;
-        return &w->more[w->nmore++];
-}
-
-static void slot_mark_dirty(agg_slot *s, agg_win *w, uint32_t idx)
-{
-        if (w->dirty)
-                return;
-        w->dirty = 1;
-        if (s->ndirty == s->dcap) {
-                s->dcap = s->dcap ? s->dcap * 2 : 64;
-                s->dirty = realloc(s->dirty, s->dcap * sizeof(*s->dirty));
-                if (!s->dirty)
+        for (e = w->more; e; e = s->more[e - 1].next)
+                if (s->more[e - 1].pos.partition == origin)
+                        return &s->more[e - 1].pos;
+        if (s->nmore == s->more_cap) {
+                if (s->more_cap >= UINT32_MAX / 2)
+                        abort();
+                s->more_cap = s->more_cap ? s->more_cap * 2 : 16;
+                s->more = realloc(s->more, (size_t)s->more_cap * sizeof(*s->more));
+                if (!s->more)
                         abort();
         }
-        s->dirty[s->ndirty++] = idx;
+        e = s->nmore++;
+        s->more[e].pos.partition = -1;
+        s->more[e].next = w->more;
+        w->more = e + 1;
+        return &s->more[e].pos;
+}
+
+static void slot_mark_dirty(agg_slot *s, uint32_t idx)
+{
+        uint64_t *word = &s->blocks[idx >> WIN_BLOCK_BITS]->dirty[(idx & (WIN_BLOCK - 1)) >> 6];
+        uint64_t bit = (uint64_t)1 << (idx & 63);
+
+        if (*word & bit)
+                return;
+        *word |= bit;
+        s->ndirty++;
 }
 
 static int edge_before(int64_t ts_a, const tally_pos *a, int64_t ts_b,
@@ -212,7 +236,7 @@ agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
                 return AGG_FINAL;
         s = part_slot(pt, start);
         w = slot_win(pt, s, agg_series_intern(pt->series, r), &idx);
-        seen = win_seen(w, r->origin.partition);
+        seen = win_seen(s, w, r->origin.partition);
         if (seen->partition == r->origin.partition &&
             tally_pos_cmp(&r->origin, seen) <= 0)
                 return AGG_DUPLICATE;
@@ -240,11 +264,9 @@ agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
                 }
         }
         w->count++;
-        if (clean_offset < w->min_offset)
-                w->min_offset = clean_offset;
         if (clean_offset < s->min_offset)
                 s->min_offset = clean_offset;
-        slot_mark_dirty(s, w, idx);
+        slot_mark_dirty(s, idx);
         return AGG_COUNTED;
 }
 
@@ -287,23 +309,28 @@ void agg_part_progress(agg_part *pt, int32_t raw_partitions, int32_t origin,
                 part_recompute_watermark(pt);
 }
 
+/* Emits the dirty windows in index order; on failure the window that
+ * failed and those after it stay dirty for the next try. */
 static int slot_emit(agg_part *pt, agg_slot *s, agg_emit_fn emit, void *opaque)
 {
-        for (uint32_t i = 0; i < s->ndirty; i++) {
-                uint32_t idx = s->dirty[i];
-                agg_win *w = WIN(s, idx);
+        agg_series names;
 
-                w->dirty = 0;
-                if (emit(opaque, agg_series_get(pt->series, w->series), s->start, w)) {
-                        /* keep the rest dirty for the next try */
-                        memmove(s->dirty, s->dirty + i + 1,
-                                (s->ndirty - i - 1) * sizeof(*s->dirty));
-                        s->ndirty -= i + 1;
-                        slot_mark_dirty(s, w, idx);
-                        return -1;
+        for (uint32_t b = 0; b < s->nblocks && s->ndirty; b++) {
+                win_block *blk = s->blocks[b];
+
+                for (uint32_t wd = 0; wd < WIN_BLOCK / 64 && s->ndirty; wd++) {
+                        while (blk->dirty[wd]) {
+                                int bit = __builtin_ctzll(blk->dirty[wd]);
+                                agg_win *w = &blk->w[wd * 64 + (uint32_t)bit];
+
+                                agg_series_get(pt->series, w->series, &names);
+                                if (emit(opaque, &names, s->start, w))
+                                        return -1;
+                                blk->dirty[wd] &= blk->dirty[wd] - 1;
+                                s->ndirty--;
+                        }
                 }
         }
-        s->ndirty = 0;
         return 0;
 }
 
@@ -364,6 +391,22 @@ int64_t agg_part_min_offset(const agg_part *pt)
 uint64_t agg_part_open_windows(const agg_part *pt)
 {
         return pt->open;
+}
+
+size_t agg_part_bytes(const agg_part *pt)
+{
+        size_t n = sizeof(*pt) + (size_t)pt->slot_cap * sizeof(*pt->slots) +
+                   (size_t)pt->raw_partitions * sizeof(*pt->progress) +
+                   agg_series_bytes(pt->series);
+
+        for (int i = 0; i < pt->nslots; i++) {
+                const agg_slot *s = &pt->slots[i];
+
+                n += (size_t)s->nblocks * (sizeof(win_block) + sizeof(*s->blocks)) +
+                     ((size_t)s->mask + 1) * sizeof(*s->index) +
+                     (size_t)s->more_cap * sizeof(*s->more);
+        }
+        return n;
 }
 
 const agg_series_table *agg_part_series(const agg_part *pt)

@@ -15,6 +15,7 @@
  *   disorder + lateness; readings of windows ending below final_below
  *   were counted before and are skipped. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 #include "aggregate/series.h"
@@ -27,18 +28,19 @@ typedef struct agg_params {
         int64_t lateness_ms;
 } agg_params;
 
+/* One open (series, window): 120 bytes, kept in fixed blocks of its slot
+ * (no malloc per window). Whether it waits for emission is a bit in the
+ * block; further origins' positions live in the slot's pool. */
 typedef struct agg_win {
         uint32_t series;
-        uint8_t dirty;
-        uint16_t nmore;                 /* origins beyond the first */
+        uint32_t more;                  /* pool entry + 1 of further
+                                           origins' positions, 0 = none */
         int64_t count;
         double sum, min, max;
         int64_t first_ts, last_ts;
         double first_value, last_value;
         tally_pos first_pos, last_pos;
-        int64_t min_offset;             /* lowest clean offset of its readings */
         tally_pos seen;                 /* highest position counted, first origin */
-        tally_pos *more;                /* same for further origins */
 } agg_win;
 
 typedef enum agg_add_result {
@@ -66,6 +68,8 @@ void agg_part_progress(agg_part *pt, int32_t raw_partitions, int32_t origin,
 int agg_part_advance(agg_part *pt, agg_emit_fn emit, void *opaque);
 
 int64_t agg_part_watermark(const agg_part *pt);
+/* Bytes of memory held (windows, indexes, series table). */
+size_t agg_part_bytes(const agg_part *pt);
 /* Windows whose end is below this are final. */
 int64_t agg_part_final_below(const agg_part *pt);
 /* Lowest clean offset an open window still needs, or -1 if none. */
