@@ -5,6 +5,44 @@
 
 #include "common/timefmt.h"
 
+/* An open (series, window), packed to 104 bytes: times as offsets from
+ * the window start, positions as partition << 48 | offset plus index
+ * (limits in part.h). seen is the highest position counted from the
+ * window's first origin (count > 0 means it is set); positions of
+ * further origins are chained from `more` into the slot's pool. */
+typedef struct win_state {
+        uint32_t series;
+        uint32_t more;                  /* pool entry + 1, 0 = none */
+        int64_t count;
+        double sum, min, max;
+        double first_value, last_value;
+        uint64_t first_po, last_po, seen_po;
+        uint32_t first_dt, last_dt;
+        int32_t first_idx, last_idx, seen_idx;
+} win_state;
+
+_Static_assert(sizeof(win_state) == 104, "window state grew");
+
+#define PO_OFFSET_MASK (((uint64_t)1 << 48) - 1)
+
+static inline uint64_t pos_pack(const tally_pos *p)
+{
+        return (uint64_t)p->partition << 48 | (uint64_t)p->offset;
+}
+
+static inline tally_pos pos_unpack(uint64_t po, int32_t index)
+{
+        tally_pos p = {.partition = (int32_t)(po >> 48), .index = index,
+                       .offset = (int64_t)(po & PO_OFFSET_MASK)};
+        return p;
+}
+
+/* (a_po, a_idx) < (b_po, b_idx): the order of tally_pos_cmp */
+static inline int po_less(uint64_t a_po, int32_t a_idx, uint64_t b_po, int32_t b_idx)
+{
+        return a_po < b_po || (a_po == b_po && a_idx < b_idx);
+}
+
 #define WIN_BLOCK_BITS 10
 #define WIN_BLOCK (1u << WIN_BLOCK_BITS)
 
@@ -12,7 +50,7 @@
  * and the dirty bits next to them instead of a list. */
 typedef struct win_block {
         uint64_t dirty[WIN_BLOCK / 64];
-        agg_win w[WIN_BLOCK];
+        win_state w[WIN_BLOCK];
 } win_block;
 
 /* Positions of origins beyond a window's first (rare: a series whose
@@ -52,8 +90,8 @@ agg_part *agg_part_new(const agg_params *p, int64_t final_below)
 {
         agg_part *pt = calloc(1, sizeof(*pt));
 
-        if (!pt)
-                abort();
+        if (!pt || p->window_ms < 1 || p->window_ms > AGG_WINDOW_MS_MAX)
+                abort();        /* out of memory, or a caller's bug */
         pt->p = *p;
         pt->series = agg_series_table_new();
         pt->watermark = INT64_MIN;
@@ -136,10 +174,10 @@ static void slot_grow(agg_slot *s)
         s->mask = mask;
 }
 
-static agg_win *slot_win(agg_part *pt, agg_slot *s, uint32_t series, uint32_t *idx_out)
+static win_state *slot_win(agg_part *pt, agg_slot *s, uint32_t series, uint32_t *idx_out)
 {
         uint32_t h = slot_hash(series) & s->mask;
-        agg_win *w;
+        win_state *w;
 
         while (s->index[h]) {
                 w = WIN(s, s->index[h] - 1);
@@ -165,7 +203,6 @@ static agg_win *slot_win(agg_part *pt, agg_slot *s, uint32_t series, uint32_t *i
         w = WIN(s, s->n);
         memset(w, 0, sizeof(*w));
         w->series = series;
-        w->seen.partition = -1;
         s->index[h] = ++s->n;
         *idx_out = s->n - 1;
         pt->open++;
@@ -175,13 +212,12 @@ static agg_win *slot_win(agg_part *pt, agg_slot *s, uint32_t series, uint32_t *i
         return w;
 }
 
-/* Highest position counted from origin in w (partition -1: none yet). */
-static tally_pos *win_seen(agg_slot *s, agg_win *w, int32_t origin)
+/* Highest position counted from a further origin of w (partition -1:
+ * none yet). */
+static tally_pos *win_more(agg_slot *s, win_state *w, int32_t origin)
 {
         uint32_t e;
 
-        if (w->seen.partition == origin || w->seen.partition == -1)
-                return &w->seen;
         for (e = w->more; e; e = s->more[e - 1].next)
                 if (s->more[e - 1].pos.partition == origin)
                         return &s->more[e - 1].pos;
@@ -211,22 +247,21 @@ static void slot_mark_dirty(agg_slot *s, uint32_t idx)
         s->ndirty++;
 }
 
-static int edge_before(int64_t ts_a, const tally_pos *a, int64_t ts_b,
-                       const tally_pos *b)
-{
-        return ts_a < ts_b || (ts_a == ts_b && tally_pos_cmp(a, b) < 0);
-}
-
 agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
                             int64_t clean_offset)
 {
         int64_t start = tally_window_start(r->ts_ms, pt->p.window_ms);
         int64_t end = start + pt->p.window_ms;
+        int32_t index = r->origin.index;
+        uint64_t po;
+        uint32_t dt, idx;
         agg_slot *s;
-        agg_win *w;
-        tally_pos *seen;
-        uint32_t idx;
+        win_state *w;
 
+        if (r->origin.partition < 0 ||
+            r->origin.partition > AGG_ORIGIN_PARTITION_MAX ||
+            r->origin.offset < 0 || r->origin.offset >= AGG_ORIGIN_OFFSET_LIMIT)
+                return AGG_BAD_ORIGIN;
         agg_part_progress(pt, pt->raw_partitions, r->origin.partition,
                           r->progress_ms);
         if (r->progress_ms != INT64_MIN &&
@@ -234,33 +269,48 @@ agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
                 return AGG_TOO_LATE;
         if (end < pt->final_below)
                 return AGG_FINAL;
+        po = pos_pack(&r->origin);
+        dt = (uint32_t)(r->ts_ms - start);
         s = part_slot(pt, start);
         w = slot_win(pt, s, agg_series_intern(pt->series, r), &idx);
-        seen = win_seen(s, w, r->origin.partition);
-        if (seen->partition == r->origin.partition &&
-            tally_pos_cmp(&r->origin, seen) <= 0)
-                return AGG_DUPLICATE;
-        *seen = r->origin;
         if (!w->count) {
+                w->seen_po = w->first_po = w->last_po = po;
+                w->seen_idx = w->first_idx = w->last_idx = index;
                 w->min = w->max = w->sum = r->value;
-                w->first_ts = w->last_ts = r->ts_ms;
+                w->first_dt = w->last_dt = dt;
                 w->first_value = w->last_value = r->value;
-                w->first_pos = w->last_pos = r->origin;
         } else {
+                if ((int32_t)(w->seen_po >> 48) == r->origin.partition) {
+                        if (!po_less(w->seen_po, w->seen_idx, po, index))
+                                return AGG_DUPLICATE;
+                        w->seen_po = po;
+                        w->seen_idx = index;
+                } else {
+                        tally_pos *seen = win_more(s, w, r->origin.partition);
+
+                        if (seen->partition == r->origin.partition &&
+                            tally_pos_cmp(&r->origin, seen) <= 0)
+                                return AGG_DUPLICATE;
+                        *seen = r->origin;
+                }
                 w->sum += r->value;
                 if (r->value < w->min)
                         w->min = r->value;
                 if (r->value > w->max)
                         w->max = r->value;
-                if (edge_before(r->ts_ms, &r->origin, w->first_ts, &w->first_pos)) {
-                        w->first_ts = r->ts_ms;
+                if (dt < w->first_dt ||
+                    (dt == w->first_dt && po_less(po, index, w->first_po, w->first_idx))) {
+                        w->first_dt = dt;
                         w->first_value = r->value;
-                        w->first_pos = r->origin;
+                        w->first_po = po;
+                        w->first_idx = index;
                 }
-                if (edge_before(w->last_ts, &w->last_pos, r->ts_ms, &r->origin)) {
-                        w->last_ts = r->ts_ms;
+                if (w->last_dt < dt ||
+                    (w->last_dt == dt && po_less(w->last_po, w->last_idx, po, index))) {
+                        w->last_dt = dt;
                         w->last_value = r->value;
-                        w->last_pos = r->origin;
+                        w->last_po = po;
+                        w->last_idx = index;
                 }
         }
         w->count++;
@@ -311,9 +361,24 @@ void agg_part_progress(agg_part *pt, int32_t raw_partitions, int32_t origin,
 
 /* Emits the dirty windows in index order; on failure the window that
  * failed and those after it stay dirty for the next try. */
+static void win_view(const agg_slot *s, const win_state *w, agg_win *v)
+{
+        v->count = w->count;
+        v->sum = w->sum;
+        v->min = w->min;
+        v->max = w->max;
+        v->first_ts = s->start + (int64_t)w->first_dt;
+        v->last_ts = s->start + (int64_t)w->last_dt;
+        v->first_value = w->first_value;
+        v->last_value = w->last_value;
+        v->first_pos = pos_unpack(w->first_po, w->first_idx);
+        v->last_pos = pos_unpack(w->last_po, w->last_idx);
+}
+
 static int slot_emit(agg_part *pt, agg_slot *s, agg_emit_fn emit, void *opaque)
 {
         agg_series names;
+        agg_win view;
 
         for (uint32_t b = 0; b < s->nblocks && s->ndirty; b++) {
                 win_block *blk = s->blocks[b];
@@ -321,10 +386,11 @@ static int slot_emit(agg_part *pt, agg_slot *s, agg_emit_fn emit, void *opaque)
                 for (uint32_t wd = 0; wd < WIN_BLOCK / 64 && s->ndirty; wd++) {
                         while (blk->dirty[wd]) {
                                 int bit = __builtin_ctzll(blk->dirty[wd]);
-                                agg_win *w = &blk->w[wd * 64 + (uint32_t)bit];
+                                const win_state *w = &blk->w[wd * 64 + (uint32_t)bit];
 
+                                win_view(s, w, &view);
                                 agg_series_get(pt->series, w->series, &names);
-                                if (emit(opaque, &names, s->start, w))
+                                if (emit(opaque, &names, s->start, &view))
                                         return -1;
                                 blk->dirty[wd] &= blk->dirty[wd] - 1;
                                 s->ndirty--;

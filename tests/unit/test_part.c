@@ -49,7 +49,7 @@ static tally_reading rd(const char *device, int64_t ts, double value,
 typedef struct emitted {
         char device[TALLY_NAME_MAX + 1];
         int64_t start;
-        agg_win w;              /* copy; .more not valid */
+        agg_win w;              /* copy */
 } emitted;
 
 typedef struct sink {
@@ -80,7 +80,6 @@ static int sink_emit(void *opaque, const agg_series *s, int64_t start,
         e->device[s->device_len] = '\0';
         e->start = start;
         e->w = *w;
-        e->w.more = 0;
         return 0;
 }
 
@@ -599,6 +598,56 @@ static void test_min_offset_late(void **state)
         agg_part_free(pt);
 }
 
+/* ---- packed state: limits and round trip ---- */
+
+static void test_packed_limits(void **state)
+{
+        agg_part *pt = agg_part_new(&params, INT64_MIN);
+        sink k = {0};
+        const int64_t big = AGG_ORIGIN_OFFSET_LIMIT - 1;
+        /* extremes of every packed field, two origins in one window */
+        tally_reading a = rd("a", W - 1, -1.5, AGG_ORIGIN_PARTITION_MAX, big,
+                             INT32_MAX, INT64_MIN);
+        tally_reading b = rd("a", 0, 2.25, 0, 0, 0, INT64_MIN);
+        tally_reading c = rd("a", W - 1, 7.0, AGG_ORIGIN_PARTITION_MAX, big - 1,
+                             INT32_MAX, INT64_MIN);
+        tally_reading bad;
+
+        (void)state;
+        assert_int_equal(agg_part_add(pt, &a, 0), AGG_COUNTED);
+        assert_int_equal(agg_part_add(pt, &b, 1), AGG_COUNTED);
+        assert_int_equal(agg_part_add(pt, &a, 2), AGG_DUPLICATE);
+        assert_int_equal(agg_part_add(pt, &b, 3), AGG_DUPLICATE);
+        assert_int_equal(agg_part_add(pt, &c, 4), AGG_DUPLICATE);  /* below a */
+        bad = a;
+        bad.origin.partition = AGG_ORIGIN_PARTITION_MAX + 1;
+        assert_int_equal(agg_part_add(pt, &bad, 5), AGG_BAD_ORIGIN);
+        bad = a;
+        bad.origin.offset = AGG_ORIGIN_OFFSET_LIMIT;
+        assert_int_equal(agg_part_add(pt, &bad, 5), AGG_BAD_ORIGIN);
+        bad = a;
+        bad.origin.partition = -1;
+        assert_int_equal(agg_part_add(pt, &bad, 5), AGG_BAD_ORIGIN);
+        assert_int_equal(agg_part_open_windows(pt), 1);
+        assert_int_equal(advance_to(pt, &k, W + D + L + 1), 0);
+        assert_int_equal(k.n, 1);
+        assert_int_equal(k.e[0].w.count, 2);
+        assert_true(k.e[0].w.sum == 0.75);
+        assert_true(k.e[0].w.min == -1.5 && k.e[0].w.max == 2.25);
+        assert_int_equal(k.e[0].w.first_ts, 0);
+        assert_true(k.e[0].w.first_value == 2.25);
+        assert_int_equal(k.e[0].w.first_pos.partition, 0);
+        assert_int_equal(k.e[0].w.first_pos.offset, 0);
+        assert_int_equal(k.e[0].w.first_pos.index, 0);
+        assert_int_equal(k.e[0].w.last_ts, W - 1);
+        assert_true(k.e[0].w.last_value == -1.5);
+        assert_int_equal(k.e[0].w.last_pos.partition, AGG_ORIGIN_PARTITION_MAX);
+        assert_int_equal(k.e[0].w.last_pos.offset, big);
+        assert_int_equal(k.e[0].w.last_pos.index, INT32_MAX);
+        sink_free(&k);
+        agg_part_free(pt);
+}
+
 /* ---- emit failure ---- */
 
 static void test_emit_failure_retry(void **state)
@@ -967,7 +1016,6 @@ static int p_emit(void *opaque, const agg_series *s, int64_t start,
         k->f[i].series = series;
         k->f[i].start = start;
         k->f[i].w = *w;
-        k->f[i].w.more = 0;
         return 0;
 }
 
@@ -1097,6 +1145,7 @@ int main(void)
                 cmocka_unit_test(test_min_offset),
                 cmocka_unit_test(test_min_offset_late),
                 cmocka_unit_test(test_emit_failure_retry),
+                cmocka_unit_test(test_packed_limits),
                 cmocka_unit_test(test_many_series),
                 cmocka_unit_test(test_bench_shape_memory),
                 cmocka_unit_test(test_order_independence),
