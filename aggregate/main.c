@@ -76,6 +76,9 @@ static void agg_metrics(agg_ctx *ctx)
                           "progress markers read", &s->markers);
         tally_metrics_add(TALLY_GAUGE, "tally_aggregate_open_windows",
                           "open (series, window) states held", &s->open_windows);
+        tally_metrics_add(TALLY_GAUGE, "tally_aggregate_state_bytes",
+                          "bytes held by windows, their indexes and the series tables",
+                          &s->state_bytes);
 }
 
 /* aggregate's own librdkafka defaults, put before the user's -X and
