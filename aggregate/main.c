@@ -85,9 +85,10 @@ static void agg_metrics(agg_ctx *ctx)
  * TALLY_KAFKA_* properties (later entries win, so those still override):
  * - queued.max.messages.kbytes: the prefetch of one worker's queue (its
  *   partitions' fetch queues are forwarded into it). The shared 64 MiB
- *   let a worker that fell behind ingest buffer most of the clean topic,
- *   memory that grew with input; 8 MiB is ~0.1 s of aggregate's work,
- *   still many fetches ahead of it.
+ *   let a worker that fell behind buffer up to 64 MiB of clean records
+ *   each. 16 MiB costs little of aggregate alone's speed; 8 MiB halved it
+ *   (librdkafka 2.0 resumes a paused fetch only when its broker thread
+ *   wakes up, so a small queue runs dry).
  * - queue.buffering.max.kbytes: rollups waiting in one worker's producer.
  *   A window closing for 1 M series emits 1 M rollups at once, so the
  *   shared 256 MiB grew with open series (bench/run memory: ~35 MB peak
@@ -96,7 +97,7 @@ static void agg_metrics(agg_ctx *ctx)
 static void agg_kafka_defaults(tally_kafka_props *k)
 {
         static const char *const d[][2] = {
-                {"queued.max.messages.kbytes", "8192"},
+                {"queued.max.messages.kbytes", "16384"},
                 {"queue.buffering.max.kbytes", "8192"},
         };
         const size_t nd = sizeof(d) / sizeof(*d);
