@@ -174,15 +174,25 @@ static void slot_grow(agg_slot *s)
         s->mask = mask;
 }
 
+/* The window of series in slot s, created if new. The series' user word
+ * remembers its window's idx in the slot it was last counted in: a guess
+ * (checked) that saves the index probe while readings of one window
+ * arrive. */
 static win_state *slot_win(agg_part *pt, agg_slot *s, uint32_t series, uint32_t *idx_out)
 {
-        uint32_t h = slot_hash(series) & s->mask;
+        uint32_t *hint = agg_series_user(pt->series, series);
+        uint32_t h;
         win_state *w;
 
+        if (*hint < s->n && WIN(s, *hint)->series == series) {
+                *idx_out = *hint;
+                return WIN(s, *hint);
+        }
+        h = slot_hash(series) & s->mask;
         while (s->index[h]) {
                 w = WIN(s, s->index[h] - 1);
                 if (w->series == series) {
-                        *idx_out = s->index[h] - 1;
+                        *idx_out = *hint = s->index[h] - 1;
                         return w;
                 }
                 h = (h + 1) & s->mask;
@@ -204,7 +214,7 @@ static win_state *slot_win(agg_part *pt, agg_slot *s, uint32_t series, uint32_t 
         memset(w, 0, sizeof(*w));
         w->series = series;
         s->index[h] = ++s->n;
-        *idx_out = s->n - 1;
+        *idx_out = *hint = s->n - 1;
         pt->open++;
         /* load factor at most 3/4 */
         if ((uint64_t)s->n * 4 > ((uint64_t)s->mask + 1) * 3)

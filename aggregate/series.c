@@ -13,6 +13,7 @@ _Static_assert(TALLY_NAME_MAX <= 255, "a name's length must fit its length byte"
 typedef struct series_rec {
         uint32_t site, device, metric;  /* name references */
         uint32_t hash;
+        uint32_t user;                  /* agg_series_user */
 } series_rec;
 
 struct agg_series_table {
@@ -196,6 +197,7 @@ uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r)
         s->device = name_intern(t, r->device, r->device_len, hd);
         s->metric = name_intern(t, r->metric, r->metric_len, hm);
         s->hash = hash;
+        s->user = UINT32_MAX;
         t->index[h] = ++t->n;
         if (over_load(t->n, t->mask))
                 series_grow(t);
@@ -216,6 +218,11 @@ void agg_series_get(const agg_series_table *t, uint32_t id, agg_series *out)
         p = name_at(t, s->metric);
         out->metric = (const char *)p + 1;
         out->metric_len = p[0];
+}
+
+uint32_t *agg_series_user(agg_series_table *t, uint32_t id)
+{
+        return &t->recs[id].user;
 }
 
 uint32_t agg_series_count(const agg_series_table *t)

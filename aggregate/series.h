@@ -1,7 +1,7 @@
 /* aggregate/series.h -- interns series (site, device, metric) of one clean
  * partition into dense ids. Each distinct name is stored once (length
  * byte + bytes) in arena blocks that never move; a series is three name
- * references and its hash (16 bytes), found through an open-addressing
+ * references, its hash and a word for its owner (20 bytes), found through an open-addressing
  * index. Names are read back through a view filled by agg_series_get,
  * valid until agg_series_table_free.
  * Owned by the partition's worker thread. */
@@ -25,5 +25,9 @@ void agg_series_table_free(agg_series_table *t);
 uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r);
 void agg_series_get(const agg_series_table *t, uint32_t id, agg_series *out);
 uint32_t agg_series_count(const agg_series_table *t);
+/* A word kept with the series for its owner (agg_part: a guess of the
+ * series' window index), UINT32_MAX when new. Next to what
+ * agg_series_intern just read, so it costs no cache miss. */
+uint32_t *agg_series_user(agg_series_table *t, uint32_t id);
 /* Bytes held by the table (for tests and metrics). */
 size_t agg_series_bytes(const agg_series_table *t);
