@@ -17,7 +17,7 @@ typedef struct agg_cfg {
 
 typedef struct agg_stats {
         atomic_llong readings, duplicates, too_late, final_skipped,
-                rollups, markers, open_windows;
+                rollups, markers, open_windows, state_bytes;
 } agg_stats;
 
 typedef struct agg_ctx {

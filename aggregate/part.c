@@ -5,21 +5,74 @@
 
 #include "common/timefmt.h"
 
-typedef struct agg_slot {
-        int64_t start;
-        agg_win **blocks;       /* windows in fixed blocks: no realloc
-                                   slack or copying as a slot grows */
-        uint32_t n, nblocks;
-        uint32_t *index;        /* series -> win idx + 1 (open addressing) */
-        uint32_t mask;
-        uint32_t *dirty;        /* idx of dirty wins */
-        uint32_t ndirty, dcap;
-        int64_t min_offset;
-} agg_slot;
+/* An open (series, window), packed to 104 bytes: times as offsets from
+ * the window start, positions as partition << 48 | offset plus index
+ * (limits in part.h). seen is the highest position counted from the
+ * window's first origin (count > 0 means it is set); positions of
+ * further origins are chained from `more` into the slot's pool. */
+typedef struct win_state {
+        uint32_t series;
+        uint32_t more;                  /* pool entry + 1, 0 = none */
+        int64_t count;
+        double sum, min, max;
+        double first_value, last_value;
+        uint64_t first_po, last_po, seen_po;
+        uint32_t first_dt, last_dt;
+        int32_t first_idx, last_idx, seen_idx;
+} win_state;
+
+_Static_assert(sizeof(win_state) == 104, "window state grew");
+
+#define PO_OFFSET_MASK (((uint64_t)1 << 48) - 1)
+
+static inline uint64_t pos_pack(const tally_pos *p)
+{
+        return (uint64_t)p->partition << 48 | (uint64_t)p->offset;
+}
+
+static inline tally_pos pos_unpack(uint64_t po, int32_t index)
+{
+        tally_pos p = {.partition = (int32_t)(po >> 48), .index = index,
+                       .offset = (int64_t)(po & PO_OFFSET_MASK)};
+        return p;
+}
+
+/* (a_po, a_idx) < (b_po, b_idx): the order of tally_pos_cmp */
+static inline int po_less(uint64_t a_po, int32_t a_idx, uint64_t b_po, int32_t b_idx)
+{
+        return a_po < b_po || (a_po == b_po && a_idx < b_idx);
+}
 
 #define WIN_BLOCK_BITS 10
 #define WIN_BLOCK (1u << WIN_BLOCK_BITS)
-#define WIN(s, i) (&(s)->blocks[(i) >> WIN_BLOCK_BITS][(i) & (WIN_BLOCK - 1)])
+
+/* Windows in fixed blocks: no realloc slack or copying as a slot grows,
+ * and the dirty bits next to them instead of a list. */
+typedef struct win_block {
+        uint64_t dirty[WIN_BLOCK / 64];
+        win_state w[WIN_BLOCK];
+} win_block;
+
+/* Positions of origins beyond a window's first (rare: a series whose
+ * readings come from several raw partitions), chained per window. */
+typedef struct more_pos {
+        tally_pos pos;
+        uint32_t next;          /* entry + 1, 0 = end */
+} more_pos;
+
+typedef struct agg_slot {
+        int64_t start;
+        win_block **blocks;
+        uint32_t n, nblocks;
+        uint32_t *index;        /* series -> win idx + 1 (open addressing) */
+        uint32_t mask;
+        uint32_t ndirty;
+        more_pos *more;
+        uint32_t nmore, more_cap;
+        int64_t min_offset;
+} agg_slot;
+
+#define WIN(s, i) (&(s)->blocks[(i) >> WIN_BLOCK_BITS]->w[(i) & (WIN_BLOCK - 1)])
 
 struct agg_part {
         agg_params p;
@@ -37,8 +90,8 @@ agg_part *agg_part_new(const agg_params *p, int64_t final_below)
 {
         agg_part *pt = calloc(1, sizeof(*pt));
 
-        if (!pt)
-                abort();
+        if (!pt || p->window_ms < 1 || p->window_ms > AGG_WINDOW_MS_MAX)
+                abort();        /* out of memory, or a caller's bug */
         pt->p = *p;
         pt->series = agg_series_table_new();
         pt->watermark = INT64_MIN;
@@ -48,13 +101,11 @@ agg_part *agg_part_new(const agg_params *p, int64_t final_below)
 
 static void slot_free(agg_slot *s)
 {
-        for (uint32_t i = 0; i < s->n; i++)
-                free(WIN(s, i)->more);
         for (uint32_t b = 0; b < s->nblocks; b++)
                 free(s->blocks[b]);
         free(s->blocks);
         free(s->index);
-        free(s->dirty);
+        free(s->more);
 }
 
 void agg_part_free(agg_part *pt)
@@ -108,7 +159,7 @@ static uint32_t slot_hash(uint32_t series)
 static void slot_grow(agg_slot *s)
 {
         uint32_t mask = s->mask * 2 + 1;
-        uint32_t *idx = calloc(mask + 1, sizeof(*idx));
+        uint32_t *idx = calloc((size_t)mask + 1, sizeof(*idx));
 
         if (!idx)
                 abort();
@@ -123,74 +174,87 @@ static void slot_grow(agg_slot *s)
         s->mask = mask;
 }
 
-static agg_win *slot_win(agg_part *pt, agg_slot *s, uint32_t series, uint32_t *idx_out)
+/* The window of series in slot s, created if new. The series' user word
+ * remembers its window's idx in the slot it was last counted in: a guess
+ * (checked) that saves the index probe while readings of one window
+ * arrive. */
+static win_state *slot_win(agg_part *pt, agg_slot *s, uint32_t series, uint32_t *idx_out)
 {
-        uint32_t h = slot_hash(series) & s->mask;
-        agg_win *w;
+        uint32_t *hint = agg_series_user(pt->series, series);
+        uint32_t h;
+        win_state *w;
 
+        if (*hint < s->n && WIN(s, *hint)->series == series) {
+                *idx_out = *hint;
+                return WIN(s, *hint);
+        }
+        h = slot_hash(series) & s->mask;
         while (s->index[h]) {
                 w = WIN(s, s->index[h] - 1);
                 if (w->series == series) {
-                        *idx_out = s->index[h] - 1;
+                        *idx_out = *hint = s->index[h] - 1;
                         return w;
                 }
                 h = (h + 1) & s->mask;
         }
         if (s->n == s->nblocks * WIN_BLOCK) {
+                if (s->n == UINT32_MAX - WIN_BLOCK)
+                        abort();
                 s->blocks = realloc(s->blocks, (s->nblocks + 1) * sizeof(*s->blocks));
                 if (!s->blocks)
                         abort();
-                s->blocks[s->nblocks] = malloc(WIN_BLOCK * sizeof(agg_win));
+                s->blocks[s->nblocks] = malloc(sizeof(win_block));
                 if (!s->blocks[s->nblocks])
                         abort();
+                memset(s->blocks[s->nblocks]->dirty, 0,
+                       sizeof(s->blocks[s->nblocks]->dirty));
                 s->nblocks++;
         }
         w = WIN(s, s->n);
         memset(w, 0, sizeof(*w));
         w->series = series;
-        w->seen.partition = -1;
-        w->min_offset = INT64_MAX;
         s->index[h] = ++s->n;
-        *idx_out = s->n - 1;
+        *idx_out = *hint = s->n - 1;
         pt->open++;
-        if (s->n * 2 > s->mask)
+        /* load factor at most 3/4 */
+        if ((uint64_t)s->n * 4 > ((uint64_t)s->mask + 1) * 3)
                 slot_grow(s);
         return w;
 }
 
-/* Highest position counted from r's origin in w; NULL slot to add. */
-static tally_pos *win_seen(agg_win *w, int32_t origin)
+/* Highest position counted from a further origin of w (partition -1:
+ * none yet). */
+static tally_pos *win_more(agg_slot *s, win_state *w, int32_t origin)
 {
-        if (w->seen.partition == origin || w->seen.partition == -1)
-                return &w->seen;
-        for (uint16_t i = 0; i < w->nmore; i++)
-                if (w->more[i].partition == origin)
-                        return &w->more[i];
-        w->more = realloc(w->more, (w->nmore + 1u) * sizeof(*w->more));
-        if (!w->more)
-                abort();
-        w->more[w->nmore].partition = -1;
-        return &w->more[w->nmore++];
-}
+        uint32_t e;
 
-static void slot_mark_dirty(agg_slot *s, agg_win *w, uint32_t idx)
-{
-        if (w->dirty)
-                return;
-        w->dirty = 1;
-        if (s->ndirty == s->dcap) {
-                s->dcap = s->dcap ? s->dcap * 2 : 64;
-                s->dirty = realloc(s->dirty, s->dcap * sizeof(*s->dirty));
-                if (!s->dirty)
+        for (e = w->more; e; e = s->more[e - 1].next)
+                if (s->more[e - 1].pos.partition == origin)
+                        return &s->more[e - 1].pos;
+        if (s->nmore == s->more_cap) {
+                if (s->more_cap >= UINT32_MAX / 2)
+                        abort();
+                s->more_cap = s->more_cap ? s->more_cap * 2 : 16;
+                s->more = realloc(s->more, (size_t)s->more_cap * sizeof(*s->more));
+                if (!s->more)
                         abort();
         }
-        s->dirty[s->ndirty++] = idx;
+        e = s->nmore++;
+        s->more[e].pos.partition = -1;
+        s->more[e].next = w->more;
+        w->more = e + 1;
+        return &s->more[e].pos;
 }
 
-static int edge_before(int64_t ts_a, const tally_pos *a, int64_t ts_b,
-                       const tally_pos *b)
+static void slot_mark_dirty(agg_slot *s, uint32_t idx)
 {
-        return ts_a < ts_b || (ts_a == ts_b && tally_pos_cmp(a, b) < 0);
+        uint64_t *word = &s->blocks[idx >> WIN_BLOCK_BITS]->dirty[(idx & (WIN_BLOCK - 1)) >> 6];
+        uint64_t bit = (uint64_t)1 << (idx & 63);
+
+        if (*word & bit)
+                return;
+        *word |= bit;
+        s->ndirty++;
 }
 
 agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
@@ -198,11 +262,16 @@ agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
 {
         int64_t start = tally_window_start(r->ts_ms, pt->p.window_ms);
         int64_t end = start + pt->p.window_ms;
+        int32_t index = r->origin.index;
+        uint64_t po;
+        uint32_t dt, idx;
         agg_slot *s;
-        agg_win *w;
-        tally_pos *seen;
-        uint32_t idx;
+        win_state *w;
 
+        if (r->origin.partition < 0 ||
+            r->origin.partition > AGG_ORIGIN_PARTITION_MAX ||
+            r->origin.offset < 0 || r->origin.offset >= AGG_ORIGIN_OFFSET_LIMIT)
+                return AGG_BAD_ORIGIN;
         agg_part_progress(pt, pt->raw_partitions, r->origin.partition,
                           r->progress_ms);
         if (r->progress_ms != INT64_MIN &&
@@ -210,41 +279,54 @@ agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
                 return AGG_TOO_LATE;
         if (end < pt->final_below)
                 return AGG_FINAL;
+        po = pos_pack(&r->origin);
+        dt = (uint32_t)(r->ts_ms - start);
         s = part_slot(pt, start);
         w = slot_win(pt, s, agg_series_intern(pt->series, r), &idx);
-        seen = win_seen(w, r->origin.partition);
-        if (seen->partition == r->origin.partition &&
-            tally_pos_cmp(&r->origin, seen) <= 0)
-                return AGG_DUPLICATE;
-        *seen = r->origin;
         if (!w->count) {
+                w->seen_po = w->first_po = w->last_po = po;
+                w->seen_idx = w->first_idx = w->last_idx = index;
                 w->min = w->max = w->sum = r->value;
-                w->first_ts = w->last_ts = r->ts_ms;
+                w->first_dt = w->last_dt = dt;
                 w->first_value = w->last_value = r->value;
-                w->first_pos = w->last_pos = r->origin;
         } else {
+                if ((int32_t)(w->seen_po >> 48) == r->origin.partition) {
+                        if (!po_less(w->seen_po, w->seen_idx, po, index))
+                                return AGG_DUPLICATE;
+                        w->seen_po = po;
+                        w->seen_idx = index;
+                } else {
+                        tally_pos *seen = win_more(s, w, r->origin.partition);
+
+                        if (seen->partition == r->origin.partition &&
+                            tally_pos_cmp(&r->origin, seen) <= 0)
+                                return AGG_DUPLICATE;
+                        *seen = r->origin;
+                }
                 w->sum += r->value;
                 if (r->value < w->min)
                         w->min = r->value;
                 if (r->value > w->max)
                         w->max = r->value;
-                if (edge_before(r->ts_ms, &r->origin, w->first_ts, &w->first_pos)) {
-                        w->first_ts = r->ts_ms;
+                if (dt < w->first_dt ||
+                    (dt == w->first_dt && po_less(po, index, w->first_po, w->first_idx))) {
+                        w->first_dt = dt;
                         w->first_value = r->value;
-                        w->first_pos = r->origin;
+                        w->first_po = po;
+                        w->first_idx = index;
                 }
-                if (edge_before(w->last_ts, &w->last_pos, r->ts_ms, &r->origin)) {
-                        w->last_ts = r->ts_ms;
+                if (w->last_dt < dt ||
+                    (w->last_dt == dt && po_less(w->last_po, w->last_idx, po, index))) {
+                        w->last_dt = dt;
                         w->last_value = r->value;
-                        w->last_pos = r->origin;
+                        w->last_po = po;
+                        w->last_idx = index;
                 }
         }
         w->count++;
-        if (clean_offset < w->min_offset)
-                w->min_offset = clean_offset;
         if (clean_offset < s->min_offset)
                 s->min_offset = clean_offset;
-        slot_mark_dirty(s, w, idx);
+        slot_mark_dirty(s, idx);
         return AGG_COUNTED;
 }
 
@@ -287,23 +369,44 @@ void agg_part_progress(agg_part *pt, int32_t raw_partitions, int32_t origin,
                 part_recompute_watermark(pt);
 }
 
+/* Emits the dirty windows in index order; on failure the window that
+ * failed and those after it stay dirty for the next try. */
+static void win_view(const agg_slot *s, const win_state *w, agg_win *v)
+{
+        v->count = w->count;
+        v->sum = w->sum;
+        v->min = w->min;
+        v->max = w->max;
+        v->first_ts = s->start + (int64_t)w->first_dt;
+        v->last_ts = s->start + (int64_t)w->last_dt;
+        v->first_value = w->first_value;
+        v->last_value = w->last_value;
+        v->first_pos = pos_unpack(w->first_po, w->first_idx);
+        v->last_pos = pos_unpack(w->last_po, w->last_idx);
+}
+
 static int slot_emit(agg_part *pt, agg_slot *s, agg_emit_fn emit, void *opaque)
 {
-        for (uint32_t i = 0; i < s->ndirty; i++) {
-                uint32_t idx = s->dirty[i];
-                agg_win *w = WIN(s, idx);
+        agg_series names;
+        agg_win view;
 
-                w->dirty = 0;
-                if (emit(opaque, agg_series_get(pt->series, w->series), s->start, w)) {
-                        /* keep the rest dirty for the next try */
-                        memmove(s->dirty, s->dirty + i + 1,
-                                (s->ndirty - i - 1) * sizeof(*s->dirty));
-                        s->ndirty -= i + 1;
-                        slot_mark_dirty(s, w, idx);
-                        return -1;
+        for (uint32_t b = 0; b < s->nblocks && s->ndirty; b++) {
+                win_block *blk = s->blocks[b];
+
+                for (uint32_t wd = 0; wd < WIN_BLOCK / 64 && s->ndirty; wd++) {
+                        while (blk->dirty[wd]) {
+                                int bit = __builtin_ctzll(blk->dirty[wd]);
+                                const win_state *w = &blk->w[wd * 64 + (uint32_t)bit];
+
+                                win_view(s, w, &view);
+                                agg_series_get(pt->series, w->series, &names);
+                                if (emit(opaque, &names, s->start, &view))
+                                        return -1;
+                                blk->dirty[wd] &= blk->dirty[wd] - 1;
+                                s->ndirty--;
+                        }
                 }
         }
-        s->ndirty = 0;
         return 0;
 }
 
@@ -364,6 +467,22 @@ int64_t agg_part_min_offset(const agg_part *pt)
 uint64_t agg_part_open_windows(const agg_part *pt)
 {
         return pt->open;
+}
+
+size_t agg_part_bytes(const agg_part *pt)
+{
+        size_t n = sizeof(*pt) + (size_t)pt->slot_cap * sizeof(*pt->slots) +
+                   (size_t)pt->raw_partitions * sizeof(*pt->progress) +
+                   agg_series_bytes(pt->series);
+
+        for (int i = 0; i < pt->nslots; i++) {
+                const agg_slot *s = &pt->slots[i];
+
+                n += (size_t)s->nblocks * (sizeof(win_block) + sizeof(*s->blocks)) +
+                     ((size_t)s->mask + 1) * sizeof(*s->index) +
+                     (size_t)s->more_cap * sizeof(*s->more);
+        }
+        return n;
 }
 
 const agg_series_table *agg_part_series(const agg_part *pt)

@@ -15,6 +15,7 @@
  *   disorder + lateness; readings of windows ending below final_below
  *   were counted before and are skipped. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 #include "aggregate/series.h"
@@ -27,25 +28,29 @@ typedef struct agg_params {
         int64_t lateness_ms;
 } agg_params;
 
+/* A window's rollup state as handed to the emit callback (a view: the
+ * part keeps it packed, see part.c). */
 typedef struct agg_win {
-        uint32_t series;
-        uint8_t dirty;
-        uint16_t nmore;                 /* origins beyond the first */
         int64_t count;
         double sum, min, max;
         int64_t first_ts, last_ts;
         double first_value, last_value;
         tally_pos first_pos, last_pos;
-        int64_t min_offset;             /* lowest clean offset of its readings */
-        tally_pos seen;                 /* highest position counted, first origin */
-        tally_pos *more;                /* same for further origins */
 } agg_win;
+
+/* Limits of the packed state: origins must have partition <= this and
+ * offset < 2^48 (ingest has at most 4096 raw partitions; 2^48 offsets
+ * are 8.9 years at 1 M messages/s), windows at most UINT32_MAX ms. */
+#define AGG_ORIGIN_PARTITION_MAX 32767
+#define AGG_ORIGIN_OFFSET_LIMIT ((int64_t)1 << 48)
+#define AGG_WINDOW_MS_MAX ((int64_t)UINT32_MAX)
 
 typedef enum agg_add_result {
         AGG_COUNTED,
         AGG_DUPLICATE,
         AGG_TOO_LATE,
         AGG_FINAL,                      /* window already final: counted before */
+        AGG_BAD_ORIGIN,                 /* origin beyond the limits above */
 } agg_add_result;
 
 typedef struct agg_part agg_part;
@@ -54,6 +59,7 @@ typedef struct agg_part agg_part;
 typedef int (*agg_emit_fn)(void *opaque, const agg_series *s, int64_t start,
                            const agg_win *w);
 
+/* p->window_ms must be in [1, AGG_WINDOW_MS_MAX]. */
 agg_part *agg_part_new(const agg_params *p, int64_t final_below);
 void agg_part_free(agg_part *pt);
 
@@ -66,6 +72,8 @@ void agg_part_progress(agg_part *pt, int32_t raw_partitions, int32_t origin,
 int agg_part_advance(agg_part *pt, agg_emit_fn emit, void *opaque);
 
 int64_t agg_part_watermark(const agg_part *pt);
+/* Bytes of memory held (windows, indexes, series table). */
+size_t agg_part_bytes(const agg_part *pt);
 /* Windows whose end is below this are final. */
 int64_t agg_part_final_below(const agg_part *pt);
 /* Lowest clean offset an open window still needs, or -1 if none. */

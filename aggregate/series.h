@@ -1,23 +1,33 @@
 /* aggregate/series.h -- interns series (site, device, metric) of one clean
- * partition into dense ids. Strings are copied into arena blocks that
- * never move, so an agg_series stays valid until agg_series_table_free.
+ * partition into dense ids. Each distinct name is stored once (length
+ * byte + bytes) in arena blocks that never move; a series is three name
+ * references, its hash and a word for its owner (20 bytes), found through an open-addressing
+ * index. Names are read back through a view filled by agg_series_get,
+ * valid until agg_series_table_free.
  * Owned by the partition's worker thread. */
 #pragma once
 #include <stdint.h>
 
 #include "common/reading.h"
 
+/* A series' names, borrowed from the table. */
 typedef struct agg_series {
         const char *site, *device, *metric;
         uint16_t site_len, device_len, metric_len;
-        uint32_t hash;
 } agg_series;
 
 typedef struct agg_series_table agg_series_table;
 
 agg_series_table *agg_series_table_new(void);
 void agg_series_table_free(agg_series_table *t);
-/* Id of r's series, interning it if new. */
+/* Id of r's series, interning it if new (names longer than 255 bytes are
+ * refused upstream: TALLY_NAME_MAX). */
 uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r);
-const agg_series *agg_series_get(const agg_series_table *t, uint32_t id);
+void agg_series_get(const agg_series_table *t, uint32_t id, agg_series *out);
 uint32_t agg_series_count(const agg_series_table *t);
+/* A word kept with the series for its owner (agg_part: a guess of the
+ * series' window index), UINT32_MAX when new. Next to what
+ * agg_series_intern just read, so it costs no cache miss. */
+uint32_t *agg_series_user(agg_series_table *t, uint32_t id);
+/* Bytes held by the table (for tests and metrics). */
+size_t agg_series_bytes(const agg_series_table *t);

@@ -36,6 +36,8 @@ struct agg_worker {
         tally_ckpt_queue ckq;
         tally_ckpt_pos *snap;           /* [clean_partitions] scratch */
         int64_t last_commit_mono, last_emit_mono;
+        int64_t open_reported;          /* its share of stats.open_windows */
+        int64_t bytes_reported;         /* and of stats.state_bytes */
         tally_buf out;
         tally_rollup rollup;
         const rd_kafka_message_t *msg;  /* being handled */
@@ -225,6 +227,13 @@ static int worker_handle(agg_worker *w, const rd_kafka_message_t *m,
                         if (worker_too_late(w, &r, err))
                                 return -1;
                         break;
+                case AGG_BAD_ORIGIN:
+                        /* ingest never writes these: a foreign record */
+                        tally_err_set(&why, "malformed_clean",
+                                      "origin partition %d offset %" PRId64
+                                      " beyond aggregate's limits",
+                                      r.origin.partition, r.origin.offset);
+                        return worker_bad_record(w, m, &why, err);
                 }
         }
         /* readings before the corruption were counted; the record as a
@@ -237,7 +246,7 @@ static int worker_advance(agg_worker *w)
 {
         int32_t nc = w->ctx->clean_partitions;
         int n = 0;
-        uint64_t open = 0;
+        uint64_t open = 0, bytes = 0;
 
         for (int32_t p = w->id; p < nc; p += (int32_t)w->cfg->common.threads) {
                 agg_pstate *ps = &w->ps[p];
@@ -247,6 +256,7 @@ static int worker_advance(agg_worker *w)
                 if (agg_part_advance(ps->part, worker_emit, w))
                         return -1;
                 open += agg_part_open_windows(ps->part);
+                bytes += agg_part_bytes(ps->part);
                 if (ps->next_offset < 0)
                         continue;
                 int64_t need = agg_part_min_offset(ps->part);
@@ -256,7 +266,12 @@ static int worker_advance(agg_worker *w)
                 w->snap[n].value = agg_part_final_below(ps->part);
                 n++;
         }
-        (void)open;
+        atomic_fetch_add(&w->ctx->stats.open_windows,
+                         (long long)open - w->open_reported);
+        w->open_reported = (int64_t)open;
+        atomic_fetch_add(&w->ctx->stats.state_bytes,
+                         (long long)bytes - w->bytes_reported);
+        w->bytes_reported = (int64_t)bytes;
         if (w->ckq.cur)
                 tally_ckpt_seal(&w->ckq, w->snap, n);
         w->last_emit_mono = tally_now_mono_ms();
