@@ -42,13 +42,71 @@ static void put_str(tally_buf *out, const char *s)
         tally_buf_putc(out, '"');
 }
 
-/* 17 significant digits round-trip every double; ".0" is added to
- * integral values so that readers see a JSON real and -0 keeps its sign. */
+static void put_lit(tally_buf *out, const char *s)
+{
+        tally_buf_append(out, s, strlen(s));
+}
+
+/* decimal digits of v (any int64) */
+static void put_i64(tally_buf *out, int64_t v)
+{
+        char tmp[24];
+        int n = (int)sizeof(tmp);
+        uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+        do {
+                tmp[--n] = (char)('0' + u % 10);
+                u /= 10;
+        } while (u);
+        if (v < 0)
+                tmp[--n] = '-';
+        tally_buf_append(out, tmp + n, sizeof(tmp) - (size_t)n);
+}
+
+/* Every double is written so that it reads back to itself, always as a
+ * JSON real. Readings mostly have few decimals: when v equals k / 10^d
+ * for an integer k (|k| < 2^53) and d <= 6, it is written as k with d
+ * decimals ("3.4", "21.0"); a decimal string reads back to the nearest
+ * double, and k / 10^d (both exact, division correctly rounded) is that
+ * double, so the check k / 10^d == v proves the round trip. Otherwise 17
+ * significant digits, which round-trip every double. -0 keeps its sign. */
 static void put_f64(tally_buf *out, double v)
 {
+        static const double pow10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
         char tmp[40];
-        int n = snprintf(tmp, sizeof(tmp), "%.17g", v);
+        int n;
 
+        if (v == 0) {
+                put_lit(out, signbit(v) ? "-0.0" : "0.0");
+                return;
+        }
+        for (int d = 0; d < 7 && fabs(v) < 1e9; d++) {
+                double k = nearbyint(v * pow10[d]);
+                uint64_t u;
+                char dig[24];
+                int nd = 0;
+
+                if (k / pow10[d] != v)
+                        continue;
+                u = (uint64_t)fabs(k);          /* < 1e15: exact */
+                do {                            /* at least d + 1 digits */
+                        dig[nd++] = (char)('0' + u % 10);
+                        u /= 10;
+                } while (u || nd <= d);
+                n = 0;
+                if (k < 0)
+                        tmp[n++] = '-';
+                while (nd > d)
+                        tmp[n++] = dig[--nd];
+                tmp[n++] = '.';
+                if (!d)
+                        tmp[n++] = '0';
+                while (nd > 0)
+                        tmp[n++] = dig[--nd];
+                tally_buf_append(out, tmp, (size_t)n);
+                return;
+        }
+        n = snprintf(tmp, sizeof(tmp), "%.17g", v);
         if (!strpbrk(tmp, ".eEn"))      /* "n": inf/nan never get here */
                 tmp[n++] = '.', tmp[n++] = '0', tmp[n] = 0;
         tally_buf_append(out, tmp, (size_t)n);
@@ -57,11 +115,19 @@ static void put_f64(tally_buf *out, double v)
 static void put_edge(tally_buf *out, const char *name,
                      const tally_rollup_edge *e)
 {
-        tally_buf_printf(out, ",\"%s\":{\"ts_ms\":%" PRId64 ",\"value\":",
-                         name, e->ts_ms);
+        put_lit(out, ",\"");
+        put_lit(out, name);
+        put_lit(out, "\":{\"ts_ms\":");
+        put_i64(out, e->ts_ms);
+        put_lit(out, ",\"value\":");
         put_f64(out, e->value);
-        tally_buf_printf(out, ",\"origin\":[%" PRId32 ",%" PRId64 ",%" PRId32
-                         "]}", e->pos.partition, e->pos.offset, e->pos.index);
+        put_lit(out, ",\"origin\":[");
+        put_i64(out, e->pos.partition);
+        tally_buf_putc(out, ',');
+        put_i64(out, e->pos.offset);
+        tally_buf_putc(out, ',');
+        put_i64(out, e->pos.index);
+        put_lit(out, "]}");
 }
 
 void tally_rollup_encode(const tally_rollup *r, tally_buf *out)
@@ -69,16 +135,23 @@ void tally_rollup_encode(const tally_rollup *r, tally_buf *out)
         char start[32];
 
         tally_time_format(r->start_ms, start);
-        tally_buf_printf(out, "{\"v\":%d,\"site\":", ROLLUP_VERSION);
+        put_lit(out, "{\"v\":");
+        put_i64(out, ROLLUP_VERSION);
+        put_lit(out, ",\"site\":");
         put_str(out, r->site);
         tally_buf_append(out, ",\"device\":", 10);
         put_str(out, r->device);
         tally_buf_append(out, ",\"metric\":", 10);
         put_str(out, r->metric);
-        tally_buf_printf(out, ",\"window_ms\":%" PRId64 ",\"start\":\"%s\""
-                         ",\"start_ms\":%" PRId64 ",\"count\":%" PRId64
-                         ",\"sum\":", r->window_ms, start, r->start_ms,
-                         r->count);
+        put_lit(out, ",\"window_ms\":");
+        put_i64(out, r->window_ms);
+        put_lit(out, ",\"start\":\"");
+        put_lit(out, start);
+        put_lit(out, "\",\"start_ms\":");
+        put_i64(out, r->start_ms);
+        put_lit(out, ",\"count\":");
+        put_i64(out, r->count);
+        put_lit(out, ",\"sum\":");
         put_f64(out, r->sum);
         tally_buf_append(out, ",\"min\":", 7);
         put_f64(out, r->min);
@@ -86,7 +159,9 @@ void tally_rollup_encode(const tally_rollup *r, tally_buf *out)
         put_f64(out, r->max);
         put_edge(out, "first", &r->first);
         put_edge(out, "last", &r->last);
-        tally_buf_printf(out, ",\"version\":%" PRId64 "}", r->version);
+        put_lit(out, ",\"version\":");
+        put_i64(out, r->version);
+        tally_buf_putc(out, '}');
 }
 
 /* ---- decoding ---------------------------------------------------------- */
