@@ -424,7 +424,8 @@ static int scan_int(scan *sc, int64_t lo, int64_t hi, int64_t *out)
             q[1] <= '9')
                 return 1;       /* leading zero: not JSON */
         for (; q < sc->end && *q >= '0' && *q <= '9'; q++, digits++)
-                v = v * 10 + (*q - '0');
+                if (digits < 18)        /* more: given up below */
+                        v = v * 10 + (*q - '0');
         if (!digits || digits > 18 ||
             (q < sc->end && (*q == '.' || *q == 'e' || *q == 'E')))
                 return 1;

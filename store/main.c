@@ -26,7 +26,7 @@ static const tally_opt store_opts[] = {
         {"batch-max", TALLY_OPT_INT, "20000", offsetof(store_cfg, batch_max),
          "rollups per transaction and worker (bounds memory)", 1, 1000000, 0},
         {"batch-ms", TALLY_OPT_DURATION, "200ms", offsetof(store_cfg, batch_ms),
-         "longest a rollup waits before its batch is written", 1, 60000, 0},
+         "a batch is written this long after its first rollup, or up to 4 x later while more keep arriving", 1, 60000, 0},
         {"retention", TALLY_OPT_DURATION, "0", offsetof(store_cfg, retention_ms),
          "drop time partitions older than this (0 = keep everything)", 0,
          INT64_C(0x7fffffffffff), 0},

@@ -326,15 +326,21 @@ static void *worker_main(void *arg)
         rd_kafka_queue_t *q = tally_group_queue(w->ctx->group, w->id);
         int failed = 0;
 
+        /* A batch is written once it is full, or batch-ms old and the
+         * queue has nothing more right now: a burst (a window closing
+         * for every series) goes into one transaction instead of a big
+         * one and a late small one, but never waits past 4 x batch-ms. */
         while (!atomic_load(&w->stop) && !failed) {
-                rd_kafka_message_t *rkm = rd_kafka_consume_queue(q, 50);
+                int64_t age = store_batch_empty(&w->batch) ? -1 :
+                              tally_now_mono_ms() - w->batch.opened_ms;
+                int due = age >= cfg->batch_ms;
+                rd_kafka_message_t *rkm = rd_kafka_consume_queue(q, due ? 0 : 50);
 
                 if (rkm) {
                         failed = worker_handle(w, rkm) != 0;
                         rd_kafka_message_destroy(rkm);
                 }
-                if (!failed && !store_batch_empty(&w->batch) &&
-                    tally_now_mono_ms() - w->batch.opened_ms >= cfg->batch_ms)
+                if (!failed && due && (!rkm || age >= 4 * cfg->batch_ms))
                         failed = worker_flush(w) != 0;
         }
         if (!failed)
