@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "ingest/decode.h"
+#include "tests/fuzz/gzip_input.h"
 
 #define REC 1704067200000LL
 
@@ -56,32 +57,6 @@ static int check_cb(void *opaque, const ingest_event *ev)
         return 0;
 }
 
-static unsigned char *gzip(const uint8_t *in, size_t n, size_t *outlen)
-{
-        z_stream zs;
-        unsigned char *out;
-        size_t cap;
-
-        memset(&zs, 0, sizeof(zs));
-        if (deflateInit2(&zs, 1, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                         Z_DEFAULT_STRATEGY) != Z_OK)
-                return NULL;
-        cap = deflateBound(&zs, n);
-        out = malloc(cap);
-        zs.next_in = (unsigned char *)in;
-        zs.avail_in = (uInt)n;
-        zs.next_out = out;
-        zs.avail_out = (uInt)cap;
-        if (!out || deflate(&zs, Z_FINISH) != Z_STREAM_END) {
-                free(out);
-                deflateEnd(&zs);
-                return NULL;
-        }
-        *outlen = zs.total_out;
-        deflateEnd(&zs);
-        return out;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static ingest_decoder *dec[2];
@@ -105,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         in = data + 1;
         n = size - 1;
         if (data[0] & 1) {
-                gz = gzip(in, n, &n);
+                gz = fuzz_gzip(in, n, &n);
                 if (!gz)
                         return 0;
                 in = gz;

@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "ingest/decode.h"
+#include "tests/fuzz/gzip_input.h"
 
 #define REC 1795478400000LL     /* 2026-11-24T00:00:00Z, tally-gen's start */
 
@@ -72,32 +73,6 @@ static int trace_cb(void *opaque, const ingest_event *ev)
                 put_str(t, ev->element_text, ev->element_len);
         }
         return 0;
-}
-
-static unsigned char *gzip(const uint8_t *in, size_t n, size_t *outlen)
-{
-        z_stream zs;
-        unsigned char *out;
-        size_t cap;
-
-        memset(&zs, 0, sizeof(zs));
-        if (deflateInit2(&zs, 1, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                         Z_DEFAULT_STRATEGY) != Z_OK)
-                return NULL;
-        cap = deflateBound(&zs, n);
-        out = malloc(cap);
-        zs.next_in = (unsigned char *)in;
-        zs.avail_in = (uInt)n;
-        zs.next_out = out;
-        zs.avail_out = (uInt)cap;
-        if (!out || deflate(&zs, Z_FINISH) != Z_STREAM_END) {
-                free(out);
-                deflateEnd(&zs);
-                return NULL;
-        }
-        *outlen = zs.total_out;
-        deflateEnd(&zs);
-        return out;
 }
 
 static const char *wrap[4][2] = {
@@ -171,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 n = wrapped.len;
         }
         if (data[0] & 1) {
-                gz = gzip(in, n, &n);
+                gz = fuzz_gzip(in, n, &n);
                 if (!gz)
                         return 0;
                 in = gz;
