@@ -3,6 +3,7 @@
 #include "store/coarse.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/timefmt.h"
 #include "store/copybin.h"
@@ -121,7 +122,7 @@ void store_coarse_copy_merged(const store_batch *b, const tally_windows *w,
                 tally_rollup m;
                 int64_t series = 0, cb = 0;
 
-                m.count = 0;
+                memset(&m, 0, sizeof(m));       /* count 0: empty */
                 for (size_t i = 0; i <= b->nord; i++) {
                         const store_row *row = i < b->nord ?
                                                &b->rows[b->ord[i]] : NULL;

@@ -148,13 +148,7 @@ if [ "$retained" -gt "$messages" ] && [ -z "${CHAOS_RETRIED:-}" ]; then
         # tally would rightly count those readings twice, tally-gen's
         # expectation once: this run cannot be judged; one more, new seed
         echo "$NAME: the devbroker doubled $((retained - messages)) raw messages; starting over with another seed"
-        trap - EXIT
-        daemon_stop_all >/dev/null 2>&1 || true
-        broker_stop || true
-        pg_stop || true
-        rm -rf "$PIPE_DIR"
-        exec env -u PIPE_DIR -u TALLY_BROKERS -u TALLY_PG CHAOS_RETRIED=1 \
-                TALLY_TEST_SEED=$((SEED + 1)) bash "$0"
+        chaos_rerun CHAOS_RETRIED TALLY_TEST_SEED=$((SEED + 1))
 fi
 [ "$retained" = "$messages" ] ||
         fail "the devbroker dropped raw messages (retention) or doubled them"

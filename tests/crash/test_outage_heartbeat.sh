@@ -51,13 +51,7 @@ messages=$(grep 'msg=summary' "$W/gen.log" | tr ' ' '\n' | sed -n 's/^messages=/
 retained=$(chaos_topic_count tally.raw)
 if [ "$retained" -gt "$messages" ] && [ -z "${OUTAGE_RETRIED:-}" ]; then
         echo "test_outage_heartbeat: the devbroker doubled $((retained - messages)) raw messages; starting over"
-        trap - EXIT
-        daemon_stop_all >/dev/null 2>&1 || true
-        broker_stop || true
-        pg_stop || true
-        rm -rf "$PIPE_DIR"
-        exec env -u PIPE_DIR -u TALLY_BROKERS -u TALLY_PG OUTAGE_RETRIED=1 \
-                bash "$0"
+        chaos_rerun OUTAGE_RETRIED
 fi
 [ "$retained" = "$messages" ] || {
         echo "test_outage_heartbeat: FAILED: raw topic holds $retained of $messages messages" >&2

@@ -21,6 +21,8 @@
 #   chaos_tally                   # prints the kills per daemon and signal
 #   chaos_progress                # "pg_1m_rows/readings=ROWS/READINGS" so far
 #   chaos_topic_count TOPIC       # messages retained in TOPIC (kcat)
+#   chaos_rerun VAR [ENV=V...]    # stop everything, run the script again
+#                                 # with VAR=1 (callers allow it once)
 #   chaos_setup [BROKER ARGS]     # the test's servers: PostgreSQL and the
 #                                 # devbroker, the group timings, W=$PIPE_DIR,
 #                                 # and an EXIT trap that stops everything
@@ -154,6 +156,21 @@ _chaos_cleanup() {
         else
                 rm -rf "$PIPE_DIR"
         fi
+}
+
+# chaos_rerun VAR [ENV=VALUE...]: stops everything this run started and
+# runs the test script again from the start with VAR=1 (and the extra
+# environment) -- once: callers check VAR first.
+chaos_rerun() {
+        local var=$1
+        shift
+        trap - EXIT
+        daemon_stop_all >/dev/null 2>&1 || true
+        broker_stop || true
+        pg_stop || true
+        rm -rf "$PIPE_DIR"
+        exec env -u PIPE_DIR -u TALLY_BROKERS -u TALLY_PG "$var=1" "$@" \
+                bash "$0"
 }
 
 chaos_setup() {
