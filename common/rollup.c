@@ -112,21 +112,24 @@ static void put_f64(tally_buf *out, double v)
         tally_buf_append(out, tmp, (size_t)n);
 }
 
+/* a key (with its leading separator and colon) and an integer */
+static void put_int_field(tally_buf *out, const char *key, int64_t v)
+{
+        put_lit(out, key);
+        put_i64(out, v);
+}
+
 static void put_edge(tally_buf *out, const char *name,
                      const tally_rollup_edge *e)
 {
         put_lit(out, ",\"");
         put_lit(out, name);
-        put_lit(out, "\":{\"ts_ms\":");
-        put_i64(out, e->ts_ms);
+        put_int_field(out, "\":{\"ts_ms\":", e->ts_ms);
         put_lit(out, ",\"value\":");
         put_f64(out, e->value);
-        put_lit(out, ",\"origin\":[");
-        put_i64(out, e->pos.partition);
-        tally_buf_putc(out, ',');
-        put_i64(out, e->pos.offset);
-        tally_buf_putc(out, ',');
-        put_i64(out, e->pos.index);
+        put_int_field(out, ",\"origin\":[", e->pos.partition);
+        put_int_field(out, ",", e->pos.offset);
+        put_int_field(out, ",", e->pos.index);
         put_lit(out, "]}");
 }
 
@@ -135,22 +138,18 @@ void tally_rollup_encode(const tally_rollup *r, tally_buf *out)
         char start[32];
 
         tally_time_format(r->start_ms, start);
-        put_lit(out, "{\"v\":");
-        put_i64(out, ROLLUP_VERSION);
+        put_int_field(out, "{\"v\":", ROLLUP_VERSION);
         put_lit(out, ",\"site\":");
         put_str(out, r->site);
         tally_buf_append(out, ",\"device\":", 10);
         put_str(out, r->device);
         tally_buf_append(out, ",\"metric\":", 10);
         put_str(out, r->metric);
-        put_lit(out, ",\"window_ms\":");
-        put_i64(out, r->window_ms);
+        put_int_field(out, ",\"window_ms\":", r->window_ms);
         put_lit(out, ",\"start\":\"");
         put_lit(out, start);
-        put_lit(out, "\",\"start_ms\":");
-        put_i64(out, r->start_ms);
-        put_lit(out, ",\"count\":");
-        put_i64(out, r->count);
+        put_int_field(out, "\",\"start_ms\":", r->start_ms);
+        put_int_field(out, ",\"count\":", r->count);
         put_lit(out, ",\"sum\":");
         put_f64(out, r->sum);
         tally_buf_append(out, ",\"min\":", 7);
@@ -159,8 +158,7 @@ void tally_rollup_encode(const tally_rollup *r, tally_buf *out)
         put_f64(out, r->max);
         put_edge(out, "first", &r->first);
         put_edge(out, "last", &r->last);
-        put_lit(out, ",\"version\":");
-        put_i64(out, r->version);
+        put_int_field(out, ",\"version\":", r->version);
         tally_buf_putc(out, '}');
 }
 

@@ -231,8 +231,9 @@ void store_batch_drop_refused(store_batch *b)
         " last_index = excluded.last_index,"                             \
         " version = excluded.version, updated_at = now()"
 
-/* d: the newest version per key in the batch, where it is newer than
- * the stored one, with the stored count/sum/version (0 when none). The
+/* d: the batch's rows (already one per key, the newest version:
+ * store_coarse_order) that are newer than the stored one, with the
+ * stored count/sum/version (0 when none). The
  * LIMIT keeps the LATERAL from being pulled up into a join: each old row
  * is then a primary-key lookup, whereas a hash join would read the whole
  * finest table (millions of rows). */
@@ -243,9 +244,7 @@ static void delta_sql(tally_buf *q, const char *fine)
                 " coalesce(o.count, 0) AS o_count,"
                 " coalesce(o.sum, 0) AS o_sum,"
                 " coalesce(o.version, 0) AS o_version"
-                " FROM (SELECT DISTINCT ON (series, bucket)"
-                "  " STAGE_COLS " FROM store_stage"
-                "  ORDER BY series, bucket, version DESC) s"
+                " FROM store_stage s"
                 " LEFT JOIN LATERAL (SELECT f.count, f.sum, f.version"
                 "  FROM tally.rollup_%s_data f WHERE f.series = s.series"
                 "  AND f.bucket = s.bucket LIMIT 1) o ON true"
