@@ -7,6 +7,7 @@
  * ignored so the format can grow without breaking old readers. */
 #include "common/rollup.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -435,6 +436,46 @@ static int scan_int(scan *sc, int64_t lo, int64_t hi, int64_t *out)
         return 0;
 }
 
+/* [p, end): a JSON number already checked; one without exponent and with
+ * at most 15 significant digits is m / 10^f with m < 2^53 and 10^f exact
+ * (f <= 22), so one IEEE division gives the correctly rounded value, the
+ * same bits as strtod (the encoder writes most values this way). Returns
+ * 0 when the literal needs strtod. */
+static int fast_decimal(const char *p, const char *end, double *out)
+{
+        static const double pow10[] = {
+                1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+                1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+                1e21, 1e22,
+        };
+        int neg = *p == '-', digits = 0, frac = -1;
+        uint64_t m = 0;
+
+#if FLT_EVAL_METHOD != 0
+        return 0;       /* extended precision would round twice */
+#endif
+        for (p += neg; p < end; p++) {
+                if (*p == '.') {
+                        frac = 0;
+                        continue;
+                }
+                if (*p < '0' || *p > '9')
+                        return 0;       /* an exponent */
+                if (m || *p != '0')
+                        digits++;
+                if (digits > 15)
+                        return 0;
+                m = m * 10 + (uint64_t)(*p - '0');
+                frac += frac >= 0;
+        }
+        if (frac < 0 || frac > 22)
+                return 0;
+        *out = (double)m / pow10[frac];
+        if (neg)
+                *out = -*out;
+        return 1;
+}
+
 /* a JSON number, finite, as jansson reads it: an integer literal as an
  * integer converted to double (so "-0" is +0.0), anything else by
  * strtod */
@@ -473,6 +514,10 @@ static int scan_num(scan *sc, double *out)
                         q++;
                 if (q == d)
                         return 1;
+        }
+        if (fast_decimal(sc->p, q, out)) {
+                sc->p = q;
+                return 0;
         }
         n = (size_t)(q - sc->p);
         if (n >= sizeof(tmp))

@@ -33,6 +33,7 @@ struct store_worker {
         uint32_t gen[TALLY_GROUP_MAX_PARTITIONS];   /* gen our state is for */
         uint32_t lost[TALLY_GROUP_MAX_PARTITIONS];  /* gen taken over */
         int64_t epoch[TALLY_GROUP_MAX_PARTITIONS];
+        unsigned char at_end[TALLY_GROUP_MAX_PARTITIONS]; /* read to its end */
 };
 
 static void sleep_ms(int64_t ms)
@@ -272,8 +273,11 @@ static int worker_handle(store_worker *w, const rd_kafka_message_t *rkm)
         tally_err err;
 
         if (rkm->err) {
-                if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        if (p >= 0 && p < TALLY_GROUP_MAX_PARTITIONS)
+                                w->at_end[p] = 1;
                         return 0;
+                }
                 if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
                         atomic_fetch_add(&tally_metric_position_lost, 1);
                         tally_log_error("consumer_position_lost",
@@ -287,6 +291,7 @@ static int worker_handle(store_worker *w, const rd_kafka_message_t *rkm)
         }
         if (p < 0 || p >= TALLY_GROUP_MAX_PARTITIONS)
                 return 0;
+        w->at_end[p] = 0;
         gen = tally_group_gen(w->ctx->group, p);
         if (!(gen & 1) || gen == w->lost[p])
                 return 0;       /* no longer ours: the next owner reads it */
@@ -319,6 +324,20 @@ static int worker_handle(store_worker *w, const rd_kafka_message_t *rkm)
         return 0;
 }
 
+/* Every partition of the batch has been read to its end: nothing more
+ * is coming for it right now, so waiting for batch-ms only delays it. */
+static int batch_caught_up(const store_worker *w)
+{
+        const store_batch *b = &w->batch;
+
+        if (store_batch_empty(b))
+                return 0;
+        for (size_t i = 0; i < b->nparts; i++)
+                if (!w->at_end[b->parts[i].partition])
+                        return 0;
+        return 1;
+}
+
 static void *worker_main(void *arg)
 {
         store_worker *w = arg;
@@ -326,21 +345,26 @@ static void *worker_main(void *arg)
         rd_kafka_queue_t *q = tally_group_queue(w->ctx->group, w->id);
         int failed = 0;
 
-        /* A batch is written once it is full, or batch-ms old and the
-         * queue has nothing more right now: a burst (a window closing
-         * for every series) goes into one transaction instead of a big
-         * one and a late small one, but never waits past 4 x batch-ms. */
+        /* A batch is written once it is full, once every partition in it
+         * has been read to its end, or batch-ms old and the queue has
+         * nothing more right now: a burst (a window closing for every
+         * series) goes into one transaction instead of a big one and a
+         * late small one, but never waits past 4 x batch-ms. */
         while (!atomic_load(&w->stop) && !failed) {
                 int64_t age = store_batch_empty(&w->batch) ? -1 :
                               tally_now_mono_ms() - w->batch.opened_ms;
                 int due = age >= cfg->batch_ms;
                 rd_kafka_message_t *rkm = rd_kafka_consume_queue(q, due ? 0 : 50);
+                int idle = !rkm;
 
                 if (rkm) {
+                        idle = rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+                               rd_kafka_queue_length(q) == 0;
                         failed = worker_handle(w, rkm) != 0;
                         rd_kafka_message_destroy(rkm);
                 }
-                if (!failed && due && (!rkm || age >= 4 * cfg->batch_ms))
+                if (!failed && ((due && (!rkm || age >= 4 * cfg->batch_ms)) ||
+                                (idle && batch_caught_up(w))))
                         failed = worker_flush(w) != 0;
         }
         if (!failed)
