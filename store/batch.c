@@ -47,6 +47,7 @@ void store_batch_init(store_batch *b, size_t cap)
                 abort();
         store_series_set_init(&b->known);
         store_series_set_init(&b->fresh);
+        store_series_set_init(&b->coarse_known);
 }
 
 void store_batch_free(store_batch *b)
@@ -57,6 +58,10 @@ void store_batch_free(store_batch *b)
         free(b->bad);
         free(b->ord);
         tally_buf_free(&b->coarse);
+        for (int k = 0; k < TALLY_WINDOWS_MAX; k++)
+                tally_buf_free(&b->coarse_new[k]);
+        free(b->ckeys);
+        store_series_set_free(&b->coarse_known);
         tally_buf_free(&b->copy);
         store_series_set_free(&b->known);
         store_series_set_free(&b->fresh);
@@ -69,6 +74,7 @@ void store_batch_clear(store_batch *b)
         b->nparts = 0;
         b->dlq = 0;
         b->opened_ms = 0;
+        b->nckeys = 0;
 }
 
 store_row *store_batch_next_row(store_batch *b)
@@ -446,7 +452,10 @@ static int ensure_partitions(PGconn *conn, const store_batch *b,
 /* The common case: no row of the batch was stored before. The finest
  * rows are copied straight into their table (a unique violation means
  * some were: STORE_PG_UNIQUE, and the caller redoes the transaction by
- * the SQL merge), then the coarse rows merged in C are added. */
+ * the SQL merge), then the coarse rows merged in C: those whose key this
+ * worker has not written are copied straight in as well (the same
+ * fallback if one was stored after all, e.g. by an earlier run), the
+ * others are added to their stored rows. */
 static int write_direct(PGconn *conn, store_batch *b, const tally_windows *w,
                         tally_err *err)
 {
@@ -459,7 +468,18 @@ static int write_direct(PGconn *conn, store_batch *b, const tally_windows *w,
                          ") FROM STDIN (FORMAT binary)", l);
         tally_buf_putc(&q, 0);
         rc = store_pg_copy(conn, (const char *)q.data, &b->copy, "copy", err);
-        if (rc || w->n == 1)
+        for (int k = 1; k < w->n && !rc; k++) {
+                if (!b->nnew[k])
+                        continue;
+                store_window_label(w->ms[k], l, sizeof(l));
+                tally_buf_reset(&q);
+                tally_buf_printf(&q, "COPY tally.rollup_%s_data (" STAGE_COLS
+                                 ") FROM STDIN (FORMAT binary)", l);
+                tally_buf_putc(&q, 0);
+                rc = store_pg_copy(conn, (const char *)q.data,
+                                   &b->coarse_new[k], "copy coarse", err);
+        }
+        if (rc || !b->ncoarse)
                 goto out;
         rc = store_pg_copy(conn, "COPY store_coarse (win, " STAGE_COLS
                            ") FROM STDIN (FORMAT binary)", &b->coarse,
@@ -517,7 +537,7 @@ int store_batch_write(PGconn *conn, store_batch *b, const char *topic,
                 store_coarse_order(b);
                 store_coarse_copy_finest(b, &b->copy);
                 if (w->n > 1)
-                        store_coarse_copy_merged(b, w, &b->coarse);
+                        store_coarse_split(b, w);
         }
 again:
         if ((rc = store_pg_exec(conn, "BEGIN", "begin", err)))
@@ -538,6 +558,8 @@ again:
                 goto fail;
         t2 = tally_now_mono_ms();
         rc = store_pg_exec(conn, "COMMIT", "commit", err);
+        if (rc == STORE_PG_OK && w->n > 1)
+                store_coarse_mark_known(b);
         b->merged_in_sql = merged;
         b->ms_fence = t1 - t0;
         b->ms_merge = t2 - t1;

@@ -49,7 +49,15 @@ typedef struct store_batch {
         size_t nv_cap;
         uint32_t *ord;                  /* store_coarse_order */
         size_t nord, ord_cap;
-        tally_buf coarse;               /* COPY data of the coarse rows */
+        tally_buf coarse;               /* COPY data: coarse rows to merge */
+        size_t ncoarse;                 /* rows in coarse */
+        /* COPY data per coarse window k: rows whose (series, bucket) we
+         * have not written before, copied straight into the table */
+        tally_buf coarse_new[TALLY_WINDOWS_MAX];
+        size_t nnew[TALLY_WINDOWS_MAX];
+        store_series_set coarse_known;  /* keys of coarse rows we wrote */
+        int64_t *ckeys;                 /* this batch's coarse row keys */
+        size_t nckeys, ckeys_cap;
         int merged_in_sql;              /* last write took the SQL path */
         /* timings of the last written batch, for the debug log */
         int64_t ms_fence, ms_merge, ms_commit;

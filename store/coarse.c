@@ -113,15 +113,59 @@ static void fold(tally_rollup *m, const tally_rollup *r)
                 m->last = r->last;
 }
 
-void store_coarse_copy_merged(const store_batch *b, const tally_windows *w,
-                              tally_buf *out)
+/* a key for the known set: (series, bucket, k) mixed into 63 bits,
+ * never 0 (the set's empty slot). A collision can only send a new row to
+ * the merge, which inserts it: harmless. */
+static int64_t coarse_key(int64_t series, int64_t bucket, int k)
 {
-        tally_buf_reset(out);
-        store_copybin_header(out);
+        uint64_t x = (uint64_t)series ^ ((uint64_t)bucket * 0x9e3779b97f4a7c15u) ^
+                     ((uint64_t)k << 56);
+
+        x ^= x >> 31;
+        x *= 0xbf58476d1ce4e5b9u;
+        x ^= x >> 29;
+        x &= INT64_MAX;
+        return x ? (int64_t)x : 1;
+}
+
+static void emit(store_batch *b, int k, int64_t series, int64_t cb,
+                 const tally_rollup *m)
+{
+        int64_t key = coarse_key(series, cb, k);
+        uint64_t check;
+
+        if (b->nckeys == b->ckeys_cap) {
+                b->ckeys_cap = b->ckeys_cap ? b->ckeys_cap * 2 : 4096;
+                b->ckeys = realloc(b->ckeys, b->ckeys_cap * sizeof(*b->ckeys));
+                if (!b->ckeys)
+                        abort();
+        }
+        b->ckeys[b->nckeys++] = key;
+        if (store_series_set_find(&b->coarse_known, key, &check)) {
+                store_copybin_tuple(&b->coarse, 18);
+                store_copybin_int4(&b->coarse, k);
+                put_row(&b->coarse, series, cb, m);
+                b->ncoarse++;
+        } else {
+                store_copybin_tuple(&b->coarse_new[k], 17);
+                put_row(&b->coarse_new[k], series, cb, m);
+                b->nnew[k]++;
+        }
+}
+
+void store_coarse_split(store_batch *b, const tally_windows *w)
+{
+        b->nckeys = 0;
+        b->ncoarse = 0;
+        tally_buf_reset(&b->coarse);
+        store_copybin_header(&b->coarse);
         for (int k = 1; k < w->n; k++) {
                 tally_rollup m;
                 int64_t series = 0, cb = 0;
 
+                b->nnew[k] = 0;
+                tally_buf_reset(&b->coarse_new[k]);
+                store_copybin_header(&b->coarse_new[k]);
                 memset(&m, 0, sizeof(m));       /* count 0: empty */
                 for (size_t i = 0; i <= b->nord; i++) {
                         const store_row *row = i < b->nord ?
@@ -131,9 +175,7 @@ void store_coarse_copy_merged(const store_batch *b, const tally_windows *w,
 
                         if (m.count && (!row || row->series != series ||
                                         s != cb)) {
-                                store_copybin_tuple(out, 18);
-                                store_copybin_int4(out, k);
-                                put_row(out, series, cb, &m);
+                                emit(b, k, series, cb, &m);
                                 m.count = 0;
                         }
                         if (!row)
@@ -142,6 +184,13 @@ void store_coarse_copy_merged(const store_batch *b, const tally_windows *w,
                         cb = s;
                         fold(&m, &row->r);
                 }
+                store_copybin_trailer(&b->coarse_new[k]);
         }
-        store_copybin_trailer(out);
+        store_copybin_trailer(&b->coarse);
+}
+
+void store_coarse_mark_known(store_batch *b)
+{
+        for (size_t i = 0; i < b->nckeys; i++)
+                store_series_set_put(&b->coarse_known, b->ckeys[i], 0);
 }

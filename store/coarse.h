@@ -17,9 +17,16 @@ void store_coarse_order(store_batch *b);
 /* Binary COPY data of the ordered finest rows (columns STAGE_COLS in batch.c). */
 void store_coarse_copy_finest(const store_batch *b, tally_buf *out);
 
-/* Binary COPY data for store_coarse (win, then the same columns): one row per
- * (coarse window index k >= 1, series, coarse bucket) of the ordered
- * rows, count/sum/version added (sum in bucket order), min/max, first
- * and last by (ts, origin). */
-void store_coarse_copy_merged(const store_batch *b, const tally_windows *w,
-                              tally_buf *out);
+/* The coarse rows of the ordered batch: one per (coarse window index
+ * k >= 1, series, coarse bucket), count/sum/version added (sum in bucket
+ * order), min/max, first and last by (ts, origin). A row whose key is in
+ * b->coarse_known (this worker wrote that key before) goes to b->coarse
+ * (COPY data for store_coarse: win, then the STAGE_COLS), to be merged
+ * into the stored row; any other to b->coarse_new[k] (the STAGE_COLS),
+ * to be copied straight into the table, as the key is most likely not
+ * stored yet (a unique violation says otherwise). Every key goes to
+ * b->ckeys, for store_coarse_mark_known once the batch is committed. */
+void store_coarse_split(store_batch *b, const tally_windows *w);
+
+/* Remembers the batch's coarse keys as written (after its COMMIT). */
+void store_coarse_mark_known(store_batch *b);
