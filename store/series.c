@@ -1,6 +1,7 @@
 /* store/series.c -- series ids and their registration (see series.h). */
 #include "store/series.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +147,84 @@ static int64_t id_at(PGresult *res, int row)
         return strtoll(PQgetvalue(res, row, 0), NULL, 10);
 }
 
+/* The usual way, cheaper than staging: one query for the ids already
+ * registered (their names compared here), then the others copied
+ * straight into tally.series, in one transaction. STORE_PG_UNIQUE: one
+ * was registered meanwhile by someone else (rolled back; the caller
+ * stages instead). bad[i]: registered under other names. */
+static store_pg_rc register_direct(PGconn *conn, const store_series_new *nv,
+                                   size_t n, unsigned char *bad,
+                                   tally_buf *scratch, tally_err *err)
+{
+        enum { ABSENT = 0, OTHER_NAMES = 1, PRESENT = 2 };
+        store_series_set where = {0};   /* id -> index in nv */
+        const char *param;
+        PGresult *res;
+        store_pg_rc rc;
+        size_t missing = n;
+
+        tally_buf_reset(scratch);
+        for (size_t i = 0; i < n; i++) {
+                tally_buf_printf(scratch, "%c%" PRId64, i ? ',' : '{',
+                                 nv[i].id);
+                store_series_set_put(&where, nv[i].id, i);
+        }
+        tally_buf_append(scratch, "}", 2);
+        param = (const char *)scratch->data;
+        if ((rc = store_pg_exec(conn, "BEGIN", "series begin", err)))
+                goto out;
+        res = PQexecParams(conn, "SELECT id, site, device, metric"
+                           " FROM tally.series WHERE id = ANY($1::bigint[])",
+                           1, NULL, &param, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                rc = store_pg_fail(conn, res, "series lookup", err);
+                PQclear(res);
+                goto fail;
+        }
+        for (int r = 0; r < PQntuples(res); r++) {
+                uint64_t i;
+
+                if (!store_series_set_find(&where, id_at(res, r), &i))
+                        continue;       /* not asked for: cannot happen */
+                bad[i] = strcmp(PQgetvalue(res, r, 1), nv[i].site) ||
+                         strcmp(PQgetvalue(res, r, 2), nv[i].device) ||
+                         strcmp(PQgetvalue(res, r, 3), nv[i].metric) ?
+                         OTHER_NAMES : PRESENT;
+                missing--;
+        }
+        PQclear(res);
+        if (missing) {
+                tally_buf_reset(scratch);
+                store_copybin_header(scratch);
+                for (size_t i = 0; i < n; i++) {
+                        if (bad[i] != ABSENT)
+                                continue;
+                        store_copybin_tuple(scratch, 4);
+                        store_copybin_int8(scratch, nv[i].id);
+                        store_copybin_text(scratch, nv[i].site);
+                        store_copybin_text(scratch, nv[i].device);
+                        store_copybin_text(scratch, nv[i].metric);
+                }
+                store_copybin_trailer(scratch);
+                if ((rc = store_pg_copy(conn, "COPY tally.series (id, site,"
+                                        " device, metric) FROM STDIN"
+                                        " (FORMAT binary)", scratch,
+                                        "series copy", err)))
+                        goto fail;
+        }
+        if ((rc = store_pg_exec(conn, "COMMIT", "series commit", err)))
+                goto fail;
+        for (size_t i = 0; i < n; i++)
+                bad[i] = bad[i] == OTHER_NAMES;
+        goto out;
+fail:
+        if (PQstatus(conn) == CONNECTION_OK)
+                PQclear(PQexec(conn, "ROLLBACK"));
+out:
+        store_series_set_free(&where);
+        return rc;
+}
+
 /* One transaction: stage, insert the missing ones (RETURNING what was
  * inserted: ours by construction), then compare the names of the others
  * -- registered before, maybe by another process -- in a new statement,
@@ -162,6 +241,10 @@ store_pg_rc store_series_register(PGconn *conn, const store_series_new *nv,
         memset(bad, 0, n);
         if (!n)
                 return STORE_PG_OK;
+        rc = register_direct(conn, nv, n, bad, scratch, err);
+        if (rc != STORE_PG_UNIQUE)
+                return rc;
+        memset(bad, 0, n);
         tally_buf_reset(scratch);
         store_copybin_header(scratch);
         for (size_t i = 0; i < n; i++) {

@@ -4,8 +4,10 @@
  *
  * The id is a fixed hash of the three names (docs/schema.md), so it
  * needs no round trip to assign and is the same in every process. Before
- * a batch uses an id, the series is registered (INSERT ... ON CONFLICT DO
- * NOTHING) and the stored names are compared with ours: two series with
+ * a batch uses an id, the series is registered (the ids already stored
+ * are looked up, the others copied in; if another worker registered one
+ * meanwhile, staged and inserted with ON CONFLICT DO NOTHING instead)
+ * and the stored names are compared with ours: two series with
  * one id (a hash collision, about 1 in 10^7 at a million series) are
  * refused, never merged. A store_series_set belongs to one worker. */
 #pragma once
@@ -50,8 +52,8 @@ typedef struct store_series_new {
 /* Once per connection: the temp table registration copies into. */
 store_pg_rc store_series_prepare(PGconn *conn, tally_err *err);
 
-/* Registers n series (ids unique within the array) in one autocommit
- * statement. On return bad[i] is 1 for each series whose id is already
+/* Registers n series (ids unique within the array) in one short
+ * transaction of its own. On return bad[i] is 1 for each series whose id is already
  * registered under other names (the caller refuses its rows); the others
  * are registered and may be added to the set. */
 store_pg_rc store_series_register(PGconn *conn, const store_series_new *nv,
