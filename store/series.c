@@ -238,9 +238,9 @@ store_pg_rc store_series_register(PGconn *conn, const store_series_new *nv,
         store_pg_rc rc;
         size_t others = n;
 
-        memset(bad, 0, n);
         if (!n)
                 return STORE_PG_OK;
+        memset(bad, 0, n);
         rc = register_direct(conn, nv, n, bad, scratch, err);
         if (rc != STORE_PG_UNIQUE)
                 return rc;

@@ -21,6 +21,7 @@
 #include "common/signals.h"
 #include "store/batch.h"
 #include "store/pg.h"
+#include "store/registrar.h"
 
 struct store_worker {
         store_ctx *ctx;
@@ -28,6 +29,7 @@ struct store_worker {
         pthread_t th;
         atomic_int stop;
         PGconn *conn;
+        store_registrar *reg;           /* NULL: registers at flush only */
         store_batch batch;
         char who[16];
         uint32_t gen[TALLY_GROUP_MAX_PARTITIONS];   /* gen our state is for */
@@ -101,6 +103,8 @@ static int worker_flush_once(store_worker *w, int *waiting_out)
                                 continue;
                         }
                 }
+                if (w->reg)
+                        store_registrar_collect(w->reg, &b->known);
                 rc = store_batch_register(w->conn, b, &refused, &err);
                 if (rc == STORE_PG_OK && refused) {
                         if (worker_reject_refused(w) || dlq_settle(w)) {
@@ -307,7 +311,17 @@ static int worker_handle(store_worker *w, const rd_kafka_message_t *rkm)
         row = store_batch_next_row(&w->batch);
         if (tally_rollup_decode(rkm->payload, rkm->len, &row->r, &err) == 0) {
                 if (row->r.window_ms == cfg->common.windows.ms[0]) {
+                        uint64_t check;
+
                         store_batch_commit_row(&w->batch, p, rkm->offset);
+                        if (w->reg && !store_series_set_find(&w->batch.known,
+                                                             row->series,
+                                                             &check))
+                                store_registrar_offer(w->reg, row->series,
+                                                      row->check,
+                                                      row->r.site,
+                                                      row->r.device,
+                                                      row->r.metric);
                 } else {
                         tally_err_set(&err, "wrong_window",
                                       "window_ms %" PRId64 " is not the "
@@ -386,7 +400,9 @@ store_worker *store_worker_start(store_ctx *ctx, int id, tally_err *err)
         w->id = id;
         snprintf(w->who, sizeof(w->who), "worker-%d", id);
         store_batch_init(&w->batch, (size_t)ctx->cfg->batch_max);
+        w->reg = store_registrar_start(ctx->cfg->pg, w->who);
         if (pthread_create(&w->th, NULL, worker_main, w)) {
+                store_registrar_free(w->reg);
                 store_batch_free(&w->batch);
                 free(w);
                 tally_err_set(err, "thread", "cannot start worker %d", id);
@@ -401,6 +417,7 @@ void store_worker_stop(store_worker *w)
                 return;
         atomic_store(&w->stop, 1);
         pthread_join(w->th, NULL);
+        store_registrar_free(w->reg);
         PQfinish(w->conn);
         store_batch_free(&w->batch);
         free(w);
