@@ -1,6 +1,7 @@
 /* store/copybin.c -- binary COPY fields (see copybin.h). */
 #include "store/copybin.h"
 
+#include <endian.h>
 #include <string.h>
 
 /* 2000-01-01T00:00:00Z in epoch milliseconds */
@@ -34,16 +35,36 @@ void store_copybin_tuple(tally_buf *b, int16_t fields)
         put_be(b, (uint16_t)fields, 2);
 }
 
+/* a field's length word and its 4- or 8-byte value, big-endian, with
+ * one reservation (these run for every column of every row) */
+static void put_field4(tally_buf *b, uint32_t v)
+{
+        uint32_t w[2] = {htobe32(4), htobe32(v)};
+
+        tally_buf_reserve(b, sizeof(w));
+        memcpy(b->data + b->len, w, sizeof(w));
+        b->len += sizeof(w);
+}
+
+static void put_field8(tally_buf *b, uint64_t v)
+{
+        uint32_t n = htobe32(8);
+        uint64_t x = htobe64(v);
+
+        tally_buf_reserve(b, 12);
+        memcpy(b->data + b->len, &n, 4);
+        memcpy(b->data + b->len + 4, &x, 8);
+        b->len += 12;
+}
+
 void store_copybin_int4(tally_buf *b, int32_t v)
 {
-        put_be(b, 4, 4);
-        put_be(b, (uint32_t)v, 4);
+        put_field4(b, (uint32_t)v);
 }
 
 void store_copybin_int8(tally_buf *b, int64_t v)
 {
-        put_be(b, 8, 4);
-        put_be(b, (uint64_t)v, 8);
+        put_field8(b, (uint64_t)v);
 }
 
 void store_copybin_float8(tally_buf *b, double v)
@@ -51,8 +72,7 @@ void store_copybin_float8(tally_buf *b, double v)
         uint64_t u;
 
         memcpy(&u, &v, sizeof(u));
-        put_be(b, 8, 4);
-        put_be(b, u, 8);
+        put_field8(b, u);
 }
 
 void store_copybin_ts(tally_buf *b, int64_t epoch_ms)
