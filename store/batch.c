@@ -58,6 +58,7 @@ void store_batch_init(store_batch *b, size_t cap)
 void store_batch_free(store_batch *b)
 {
         free(b->rows);
+        tally_buf_free(&b->names);
         free(b->parts);
         free(b->nv);
         free(b->bad);
@@ -80,24 +81,58 @@ void store_batch_clear(store_batch *b)
         b->dlq = 0;
         b->opened_ms = 0;
         b->nckeys = 0;
+        tally_buf_reset(&b->names);
 }
 
-store_row *store_batch_next_row(store_batch *b)
-{
-        return b->n < b->cap ? &b->rows[b->n] : NULL;
-}
-
-void store_batch_commit_row(store_batch *b, int32_t partition,
-                            int64_t offset)
+void store_batch_add_row(store_batch *b, int32_t partition, int64_t offset,
+                         const tally_rollup *r)
 {
         store_row *row = &b->rows[b->n++];
-        const tally_rollup *r = &row->r;
+        size_t ls = strlen(r->site) + 1, ld = strlen(r->device) + 1,
+               lm = strlen(r->metric) + 1;
 
         row->partition = partition;
         row->offset = offset;
         row->series = store_series_id(r->site, r->device, r->metric);
         row->check = store_series_check(r->site, r->device, r->metric);
         row->refused = 0;
+        row->start_ms = r->start_ms;
+        row->a = (store_agg){r->count, r->version, r->sum, r->min, r->max,
+                             r->first, r->last};
+        row->names = (uint32_t)b->names.len;
+        tally_buf_append(&b->names, r->site, ls);
+        tally_buf_append(&b->names, r->device, ld);
+        tally_buf_append(&b->names, r->metric, lm);
+}
+
+void store_row_names(const store_batch *b, const store_row *row,
+                     const char **site, const char **device,
+                     const char **metric)
+{
+        *site = (const char *)b->names.data + row->names;
+        *device = *site + strlen(*site) + 1;
+        *metric = *device + strlen(*device) + 1;
+}
+
+void store_row_rollup(const store_batch *b, const store_row *row,
+                      int64_t window_ms, tally_rollup *r)
+{
+        const char *site, *device, *metric;
+
+        store_row_names(b, row, &site, &device, &metric);
+        memset(r, 0, sizeof(*r));
+        snprintf(r->site, sizeof(r->site), "%s", site);
+        snprintf(r->device, sizeof(r->device), "%s", device);
+        snprintf(r->metric, sizeof(r->metric), "%s", metric);
+        r->window_ms = window_ms;
+        r->start_ms = row->start_ms;
+        r->count = row->a.count;
+        r->version = row->a.version;
+        r->sum = row->a.sum;
+        r->min = row->a.min;
+        r->max = row->a.max;
+        r->first = row->a.first;
+        r->last = row->a.last;
 }
 
 void store_batch_offset(store_batch *b, int32_t partition, int64_t offset,
@@ -190,9 +225,8 @@ store_pg_rc store_batch_register(PGconn *conn, store_batch *b,
                                 abort();
                 }
                 b->nv[nn].id = row->series;
-                b->nv[nn].site = row->r.site;
-                b->nv[nn].device = row->r.device;
-                b->nv[nn].metric = row->r.metric;
+                store_row_names(b, row, &b->nv[nn].site, &b->nv[nn].device,
+                                &b->nv[nn].metric);
                 store_series_set_put(&b->fresh, row->series, row->check);
                 nn++;
         }
@@ -438,7 +472,7 @@ static int ensure_partitions(PGconn *conn, const store_batch *b,
         for (int k = 0; k < w->n; k++)
                 last[k] = INT64_MIN;
         for (size_t i = 0; i < b->n; i++) {
-                const tally_rollup *r = &b->rows[i].r;
+                const store_row *r = &b->rows[i];
 
                 for (int k = 0; k < w->n; k++) {
                         int64_t s = tally_window_start(r->start_ms, w->ms[k]);

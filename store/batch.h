@@ -19,12 +19,22 @@
 #include "store/pg.h"
 #include "store/series.h"
 
+/* what a rollup adds to its row: everything but names, window and start */
+typedef struct store_agg {
+        int64_t count, version;
+        double sum, min, max;
+        tally_rollup_edge first, last;
+} store_agg;
+
+/* One rollup of the batch, compact (its names are in the batch's arena). */
 typedef struct store_row {
-        tally_rollup r;
         int64_t series;                 /* store_series_id of the names */
         uint64_t check;                 /* store_series_check */
         int64_t offset;                 /* in the rollups partition */
         int32_t partition;
+        uint32_t names;                 /* "site\0device\0metric\0" in names */
+        int64_t start_ms;               /* finest window start */
+        store_agg a;
         int refused;                    /* series id taken: dead-letter */
 } store_row;
 
@@ -37,6 +47,7 @@ typedef struct store_batch_part {
 typedef struct store_batch {
         store_row *rows;
         size_t n, cap;
+        tally_buf names;                /* the rows' names, back to back */
         store_batch_part *parts;
         size_t nparts, parts_cap;
         size_t dlq;                     /* records sent to the DLQ */
@@ -75,10 +86,16 @@ static inline int store_batch_empty(const store_batch *b)
 {
         return b->nparts == 0;
 }
-/* The slot for the next row (caller fills r, then calls _commit_row). */
-store_row *store_batch_next_row(store_batch *b);
-void store_batch_commit_row(store_batch *b, int32_t partition,
-                            int64_t offset);
+/* Adds a decoded rollup as the next row (the caller checked n < cap). */
+void store_batch_add_row(store_batch *b, int32_t partition, int64_t offset,
+                         const tally_rollup *r);
+/* The names of a row. */
+void store_row_names(const store_batch *b, const store_row *row,
+                     const char **site, const char **device,
+                     const char **metric);
+/* The row as the rollup record it came from (window_ms: the finest). */
+void store_row_rollup(const store_batch *b, const store_row *row,
+                      int64_t window_ms, tally_rollup *r);
 /* Records that offset of partition is consumed under epoch. */
 void store_batch_offset(store_batch *b, int32_t partition, int64_t offset,
                         int64_t epoch);

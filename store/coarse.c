@@ -46,8 +46,8 @@ void store_coarse_order(store_batch *b)
         for (size_t i = 0; i < b->n; i++) {
                 const store_row *r = &b->rows[i];
 
-                k[i] = (struct order_key){r->series, r->r.start_ms,
-                                          r->r.version, (uint32_t)i};
+                k[i] = (struct order_key){r->series, r->start_ms,
+                                          r->a.version, (uint32_t)i};
         }
         qsort(k, b->n, sizeof(*k), by_key);
         for (size_t i = 0; i < b->n; i++) {
@@ -69,19 +69,19 @@ static void put_edge(tally_buf *out, const tally_rollup_edge *e)
         store_copybin_int4(out, e->pos.index);
 }
 
-/* the 17 STORE_COLS of a rollup under series, bucket */
+/* the 17 STORE_COLS of an aggregate under series, bucket */
 static void put_row(tally_buf *out, int64_t series, int64_t bucket,
-                    const tally_rollup *r)
+                    const store_agg *a)
 {
         store_copybin_int8(out, series);
         store_copybin_ts(out, bucket);
-        store_copybin_int8(out, r->count);
-        store_copybin_float8(out, r->sum);
-        store_copybin_float8(out, r->min);
-        store_copybin_float8(out, r->max);
-        put_edge(out, &r->first);
-        put_edge(out, &r->last);
-        store_copybin_int8(out, r->version);
+        store_copybin_int8(out, a->count);
+        store_copybin_float8(out, a->sum);
+        store_copybin_float8(out, a->min);
+        store_copybin_float8(out, a->max);
+        put_edge(out, &a->first);
+        put_edge(out, &a->last);
+        store_copybin_int8(out, a->version);
 }
 
 void store_coarse_copy_finest(const store_batch *b, tally_buf *out)
@@ -92,7 +92,7 @@ void store_coarse_copy_finest(const store_batch *b, tally_buf *out)
                 const store_row *row = &b->rows[b->ord[i]];
 
                 store_copybin_tuple(out, 17);
-                put_row(out, row->series, row->r.start_ms, &row->r);
+                put_row(out, row->series, row->start_ms, &row->a);
         }
         store_copybin_trailer(out);
 }
@@ -105,7 +105,7 @@ static int edge_cmp(const tally_rollup_edge *a, const tally_rollup_edge *b)
 }
 
 /* folds finest row r into the coarse accumulator m (m->count == 0: empty) */
-static void fold(tally_rollup *m, const tally_rollup *r)
+static void fold(store_agg *m, const store_agg *r)
 {
         if (!m->count) {
                 *m = *r;
@@ -140,7 +140,7 @@ static int64_t coarse_key(int64_t series, int64_t bucket, int k)
 }
 
 static void emit(store_batch *b, int k, int64_t series, int64_t cb,
-                 const tally_rollup *m)
+                 const store_agg *m)
 {
         int64_t key = coarse_key(series, cb, k);
         uint64_t check;
@@ -171,7 +171,7 @@ void store_coarse_split(store_batch *b, const tally_windows *w)
         tally_buf_reset(&b->coarse);
         store_copybin_header(&b->coarse);
         for (int k = 1; k < w->n; k++) {
-                tally_rollup m;
+                store_agg m;
                 int64_t series = 0, cb = 0;
 
                 b->nnew[k] = 0;
@@ -181,7 +181,7 @@ void store_coarse_split(store_batch *b, const tally_windows *w)
                 for (size_t i = 0; i <= b->nord; i++) {
                         const store_row *row = i < b->nord ?
                                                &b->rows[b->ord[i]] : NULL;
-                        int64_t s = row ? tally_window_start(row->r.start_ms,
+                        int64_t s = row ? tally_window_start(row->start_ms,
                                                              w->ms[k]) : 0;
 
                         if (m.count && (!row || row->series != series ||
@@ -193,7 +193,7 @@ void store_coarse_split(store_batch *b, const tally_windows *w)
                                 break;
                         series = row->series;
                         cb = s;
-                        fold(&m, &row->r);
+                        fold(&m, &row->a);
                 }
                 store_copybin_trailer(&b->coarse_new[k]);
         }

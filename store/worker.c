@@ -31,6 +31,7 @@ struct store_worker {
         PGconn *conn;
         store_registrar *reg;           /* NULL: registers at flush only */
         store_batch batch;
+        tally_rollup scratch;           /* the record being decoded */
         char who[16];
         uint32_t gen[TALLY_GROUP_MAX_PARTITIONS];   /* gen our state is for */
         uint32_t lost[TALLY_GROUP_MAX_PARTITIONS];  /* gen taken over */
@@ -242,25 +243,26 @@ static int worker_reject_refused(store_worker *w)
 
         for (size_t i = 0; i < b->n && !rc; i++) {
                 const store_row *row = &b->rows[i];
+                tally_rollup *r = &w->scratch;
                 tally_dlq_rec rec = {
                         .origin_partition = row->partition,
                         .origin_offset = row->offset,
-                        .key = row->r.device,
-                        .key_len = strlen(row->r.device),
                 };
                 tally_err why;
 
                 if (!row->refused)
                         continue;
+                store_row_rollup(b, row, w->ctx->cfg->common.windows.ms[0], r);
+                rec.key = r->device;
+                rec.key_len = strlen(r->device);
                 tally_buf_reset(&val);
-                tally_rollup_encode(&row->r, &val);
+                tally_rollup_encode(r, &val);
                 rec.value = val.data;
                 rec.value_len = val.len;
                 tally_err_set(&why, "series_id_collision",
                               "series id %" PRId64 " of (%s, %s, %s) is "
                               "registered in tally.series under other names",
-                              row->series, row->r.site, row->r.device,
-                              row->r.metric);
+                              row->series, r->site, r->device, r->metric);
                 rc = worker_dead_letter(w, &rec, &why);
         }
         tally_buf_free(&val);
@@ -273,7 +275,7 @@ static int worker_handle(store_worker *w, const rd_kafka_message_t *rkm)
         const store_cfg *cfg = w->ctx->cfg;
         int32_t p = rkm->partition;
         uint32_t gen;
-        store_row *row;
+        tally_rollup *r = &w->scratch;
         tally_err err;
 
         if (rkm->err) {
@@ -308,25 +310,23 @@ static int worker_handle(store_worker *w, const rd_kafka_message_t *rkm)
         }
         if (w->batch.n >= w->batch.cap && worker_flush(w))
                 return -1;
-        row = store_batch_next_row(&w->batch);
-        if (tally_rollup_decode(rkm->payload, rkm->len, &row->r, &err) == 0) {
-                if (row->r.window_ms == cfg->common.windows.ms[0]) {
+        if (tally_rollup_decode(rkm->payload, rkm->len, r, &err) == 0) {
+                if (r->window_ms == cfg->common.windows.ms[0]) {
+                        const store_row *row = &w->batch.rows[w->batch.n];
                         uint64_t check;
 
-                        store_batch_commit_row(&w->batch, p, rkm->offset);
+                        store_batch_add_row(&w->batch, p, rkm->offset, r);
                         if (w->reg && !store_series_set_find(&w->batch.known,
                                                              row->series,
                                                              &check))
                                 store_registrar_offer(w->reg, row->series,
-                                                      row->check,
-                                                      row->r.site,
-                                                      row->r.device,
-                                                      row->r.metric);
+                                                      row->check, r->site,
+                                                      r->device, r->metric);
                 } else {
                         tally_err_set(&err, "wrong_window",
                                       "window_ms %" PRId64 " is not the "
                                       "finest configured window %" PRId64,
-                                      row->r.window_ms,
+                                      r->window_ms,
                                       cfg->common.windows.ms[0]);
                         if (worker_reject_msg(w, rkm, &err))
                                 return -1;
