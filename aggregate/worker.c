@@ -42,6 +42,7 @@ struct agg_worker {
         tally_buf out;
         tally_rollup rollup;
         const rd_kafka_message_t *msg;  /* being handled */
+        long long emitted;              /* rollups not yet in stats.rollups */
 };
 
 static void worker_fail(agg_worker *w, const char *msg, const tally_err *err)
@@ -99,7 +100,7 @@ static int worker_emit(void *opaque, const agg_series *s, int64_t start,
                 worker_fail(w, "produce_failed", &err);
                 return -1;
         }
-        atomic_fetch_add(&w->ctx->stats.rollups, 1);
+        w->emitted++;
         return 0;
 }
 
@@ -213,33 +214,38 @@ static int worker_handle(agg_worker *w, const rd_kafka_message_t *m,
                 atomic_fetch_add(&w->ctx->stats.markers, 1);
                 return rc < 0 ? worker_bad_record(w, m, &why, err) : 0;
         }
+        /* counted here and added to the shared stats once per record: an
+         * atomic per reading bounced their cache line between the workers */
+        long long n[AGG_BAD_ORIGIN + 1] = {0};
+
         while ((rc = tally_clean_reader_next(&rd, &r, &why)) == 1) {
-                switch (agg_part_add(ps->part, &r, m->offset)) {
-                case AGG_COUNTED:
-                        atomic_fetch_add(&w->ctx->stats.readings, 1);
+                agg_add_result res = agg_part_add(ps->part, &r, m->offset);
+
+                n[res]++;
+                if (res == AGG_TOO_LATE && worker_too_late(w, &r, err)) {
+                        rc = -2;
                         break;
-                case AGG_DUPLICATE:
-                        atomic_fetch_add(&w->ctx->stats.duplicates, 1);
-                        break;
-                case AGG_FINAL:
-                        atomic_fetch_add(&w->ctx->stats.final_skipped, 1);
-                        break;
-                case AGG_TOO_LATE:
-                        if (worker_too_late(w, &r, err))
-                                return -1;
-                        break;
-                case AGG_BAD_ORIGIN:
+                }
+                if (res == AGG_BAD_ORIGIN) {
                         /* ingest never writes these: a foreign record */
                         tally_err_set(&why, "malformed_clean",
                                       "origin partition %d offset %" PRId64
                                       " beyond aggregate's limits",
                                       r.origin.partition, r.origin.offset);
-                        return worker_bad_record(w, m, &why, err);
+                        break;
                 }
         }
+        if (n[AGG_COUNTED])
+                atomic_fetch_add(&w->ctx->stats.readings, n[AGG_COUNTED]);
+        if (n[AGG_DUPLICATE])
+                atomic_fetch_add(&w->ctx->stats.duplicates, n[AGG_DUPLICATE]);
+        if (n[AGG_FINAL])
+                atomic_fetch_add(&w->ctx->stats.final_skipped, n[AGG_FINAL]);
+        if (rc == -2)
+                return -1;
         /* readings before the corruption were counted; the record as a
          * whole goes to the DLQ so nothing is lost silently */
-        return rc < 0 ? worker_bad_record(w, m, &why, err) : 0;
+        return rc < 0 || n[AGG_BAD_ORIGIN] ? worker_bad_record(w, m, &why, err) : 0;
 }
 
 /* Emits what the watermarks allow, then seals a checkpoint. */
@@ -254,7 +260,11 @@ static int worker_advance(agg_worker *w)
 
                 if (!worker_owned(w, p))
                         continue;
-                if (agg_part_advance(ps->part, worker_emit, w))
+                int rc = agg_part_advance(ps->part, worker_emit, w);
+
+                atomic_fetch_add(&w->ctx->stats.rollups, w->emitted);
+                w->emitted = 0;
+                if (rc)
                         return -1;
                 open += agg_part_open_windows(ps->part);
                 bytes += agg_part_bytes(ps->part);
