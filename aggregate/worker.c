@@ -353,7 +353,8 @@ static void *worker_main(void *arg)
  * joining. Without this, librdkafka 2.0.2 created the topic locally at
  * the first rollup and asked for its partitions only at its next 1 s
  * topic scan; meanwhile the rollups filled the producer queue and the
- * worker stopped (aggregate alone: ~0.9 s of a 1.2 s run). Best effort:
+ * worker stopped (aggregate alone: ~0.9 s of a 1.2 s run). Best effort,
+ * bounded to 1 s for a broker that is down at start:
  * on failure librdkafka finds the topic itself, as before. */
 static void worker_warm_metadata(agg_worker *w)
 {
@@ -364,7 +365,7 @@ static void worker_warm_metadata(agg_worker *w)
                                               w->cfg->common.topic_rollups, NULL);
         if (!w->rollups_topic)
                 return;
-        e = rd_kafka_metadata(w->prod.rk, 0, w->rollups_topic, &md, 5000);
+        e = rd_kafka_metadata(w->prod.rk, 0, w->rollups_topic, &md, 1000);
         if (e)
                 tally_log_warn("metadata_failed", "worker=%d topic=%s error=\"%s\"",
                                w->id, w->cfg->common.topic_rollups,
