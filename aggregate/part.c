@@ -84,6 +84,7 @@ struct agg_part {
         int64_t watermark;
         int64_t final_below;
         uint64_t open;
+        int64_t last_start;     /* window start of the last reading added */
 };
 
 agg_part *agg_part_new(const agg_params *p, int64_t final_below)
@@ -96,6 +97,7 @@ agg_part *agg_part_new(const agg_params *p, int64_t final_below)
         pt->series = agg_series_table_new();
         pt->watermark = INT64_MIN;
         pt->final_below = final_below;
+        pt->last_start = INT64_MIN;
         return pt;
 }
 
@@ -260,7 +262,12 @@ static void slot_mark_dirty(agg_slot *s, uint32_t idx)
 agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
                             int64_t clean_offset)
 {
-        int64_t start = tally_window_start(r->ts_ms, pt->p.window_ms);
+        /* most readings fall in the last one's window: skip the division */
+        int64_t start = r->ts_ms >= pt->last_start &&
+                        (uint64_t)r->ts_ms - (uint64_t)pt->last_start <
+                                (uint64_t)pt->p.window_ms ?
+                        pt->last_start :
+                        (pt->last_start = tally_window_start(r->ts_ms, pt->p.window_ms));
         int64_t end = start + pt->p.window_ms;
         int32_t index = r->origin.index;
         uint64_t po;

@@ -10,17 +10,43 @@ _Static_assert(TALLY_NAME_MAX <= 255, "a name's length must fit its length byte"
 #define NAME_BLOCK (1u << NAME_BLOCK_BITS)
 #define NAME_BLOCKS_MAX (1u << (32 - NAME_BLOCK_BITS))
 
-typedef struct series_rec {
-        uint32_t site, device, metric;  /* name references */
+/* A device: (site, device) of one or more series. Readings of one
+ * report come one after another, so the device of the last reading is
+ * checked first (two short name compares instead of hashing them), and a
+ * series is then found by integers, (device, metric name reference):
+ * along the device's chain of series (created together, so mostly in one
+ * cache line), or through the index for a device with many series. */
+typedef struct device_rec {
+        uint32_t site, device;          /* name references */
         uint32_t hash;
+        uint32_t first;                 /* its newest series + 1, 0 = none */
+} device_rec;
+
+typedef struct series_rec {
+        uint32_t dev;                   /* device_rec index */
+        uint32_t metric;                /* name reference */
+        uint32_t next;                  /* the device's previous series + 1 */
         uint32_t user;                  /* agg_series_user */
 } series_rec;
+
+#define CHAIN_WALK 8
+
+/* Recently met metric names (a partition usually has a handful): found by
+ * comparing bytes instead of hashing them. */
+#define RECENT_METRICS 8
 
 struct agg_series_table {
         series_rec *recs;
         uint32_t n, cap;
         uint32_t *index;        /* open addressing: id + 1, 0 = empty */
         uint32_t mask;
+        device_rec *devs;
+        uint32_t ndevs, dev_cap;
+        uint32_t *dindex;       /* open addressing: device + 1, 0 = empty */
+        uint32_t dmask;
+        uint32_t last_dev;      /* device of the last reading, if ndevs */
+        uint32_t recent[RECENT_METRICS];        /* name references */
+        uint32_t nrecent, recent_next;
         /* the names: [len][bytes], deduplicated */
         char **blocks;
         uint32_t nblocks, block_used;
@@ -43,6 +69,8 @@ agg_series_table *agg_series_table_new(void)
 
         t->mask = 255;
         t->index = xcalloc(t->mask + 1, sizeof(*t->index));
+        t->dmask = 63;
+        t->dindex = xcalloc(t->dmask + 1, sizeof(*t->dindex));
         t->nmask = 63;
         t->nindex = xcalloc(t->nmask + 1, sizeof(*t->nindex));
         return t;
@@ -58,6 +86,8 @@ void agg_series_table_free(agg_series_table *t)
         free(t->nindex);
         free(t->recs);
         free(t->index);
+        free(t->devs);
+        free(t->dindex);
         free(t);
 }
 
@@ -67,12 +97,29 @@ static inline const unsigned char *name_at(const agg_series_table *t, uint32_t r
                (ref & (NAME_BLOCK - 1));
 }
 
+/* memcmp without the call: names are short */
+static inline int bytes_eq(const unsigned char *a, const char *b, size_t n)
+{
+        uint64_t x, y;
+
+        for (; n >= 8; n -= 8, a += 8, b += 8) {
+                memcpy(&x, a, 8);
+                memcpy(&y, b, 8);
+                if (x != y)
+                        return 0;
+        }
+        for (; n; n--)
+                if (*a++ != (unsigned char)*b++)
+                        return 0;
+        return 1;
+}
+
 static inline int name_eq(const agg_series_table *t, uint32_t ref,
                           const char *s, uint16_t n)
 {
         const unsigned char *p = name_at(t, ref);
 
-        return p[0] == n && !memcmp(p + 1, s, n);
+        return p[0] == n && bytes_eq(p + 1, s, n);
 }
 
 /* Load factor at most 3/4: grow when n exceeds it. */
@@ -141,17 +188,93 @@ static uint32_t name_intern(agg_series_table *t, const char *s, uint16_t n,
         return ref;
 }
 
-static inline uint32_t series_hash(uint32_t hsite, uint32_t hdevice, uint32_t hmetric)
+static inline uint32_t device_hash(uint32_t hsite, uint32_t hdevice)
 {
-        return (hdevice * 31 + hmetric) * 31 + hsite;
+        return hdevice * 31 + hsite;
 }
 
-static inline int series_eq(const agg_series_table *t, const series_rec *s,
-                            const tally_reading *r)
+static inline uint32_t series_hash(uint32_t dev, uint32_t metric)
 {
-        return name_eq(t, s->device, r->device, r->device_len) &&
-               name_eq(t, s->metric, r->metric, r->metric_len) &&
-               name_eq(t, s->site, r->site, r->site_len);
+        uint32_t h = dev * 0x9e3779b1u ^ metric * 0x85ebca77u;
+
+        return h ^ h >> 15;
+}
+
+static void *grow_array(void *p, uint32_t *cap, size_t elem)
+{
+        if (*cap >= UINT32_MAX / 2)
+                abort();
+        *cap = *cap ? *cap * 2 : 256;
+        p = realloc(p, (size_t)*cap * elem);
+        if (!p)
+                abort();
+        return p;
+}
+
+static void devices_grow(agg_series_table *t)
+{
+        uint32_t mask = t->dmask * 2 + 1;
+        uint32_t *idx = xcalloc((size_t)mask + 1, sizeof(*idx));
+
+        for (uint32_t i = 0; i < t->ndevs; i++) {
+                uint32_t h = t->devs[i].hash & mask;
+                while (idx[h])
+                        h = (h + 1) & mask;
+                idx[h] = i + 1;
+        }
+        free(t->dindex);
+        t->dindex = idx;
+        t->dmask = mask;
+}
+
+/* The device of r, interned if new. */
+static uint32_t device_find(agg_series_table *t, const tally_reading *r)
+{
+        uint32_t hs = tally_hash(r->site, r->site_len),
+                 hd = tally_hash(r->device, r->device_len);
+        uint32_t hash = device_hash(hs, hd), h = hash & t->dmask;
+        device_rec *d;
+
+        while (t->dindex[h]) {
+                d = &t->devs[t->dindex[h] - 1];
+                if (d->hash == hash &&
+                    name_eq(t, d->device, r->device, r->device_len) &&
+                    name_eq(t, d->site, r->site, r->site_len))
+                        return t->dindex[h] - 1;
+                h = (h + 1) & t->dmask;
+        }
+        if (t->ndevs == UINT32_MAX - 1)
+                abort();
+        if (t->ndevs == t->dev_cap)
+                t->devs = grow_array(t->devs, &t->dev_cap, sizeof(*t->devs));
+        d = &t->devs[t->ndevs];
+        d->site = name_intern(t, r->site, r->site_len, hs);
+        d->device = name_intern(t, r->device, r->device_len, hd);
+        d->hash = hash;
+        d->first = 0;
+        t->dindex[h] = ++t->ndevs;
+        if (over_load(t->ndevs, t->dmask))
+                devices_grow(t);
+        return t->ndevs - 1;
+}
+
+/* Reference of r's metric name, interned if new. */
+static uint32_t metric_find(agg_series_table *t, const tally_reading *r)
+{
+        uint32_t ref;
+
+        for (uint32_t i = 0; i < t->nrecent; i++)
+                if (name_eq(t, t->recent[i], r->metric, r->metric_len))
+                        return t->recent[i];
+        ref = name_intern(t, r->metric, r->metric_len,
+                          tally_hash(r->metric, r->metric_len));
+        if (t->nrecent < RECENT_METRICS) {
+                t->recent[t->nrecent++] = ref;
+        } else {
+                t->recent[t->recent_next] = ref;
+                t->recent_next = (t->recent_next + 1) % RECENT_METRICS;
+        }
+        return ref;
 }
 
 static void series_grow(agg_series_table *t)
@@ -160,7 +283,7 @@ static void series_grow(agg_series_table *t)
         uint32_t *idx = xcalloc((size_t)mask + 1, sizeof(*idx));
 
         for (uint32_t i = 0; i < t->n; i++) {
-                uint32_t h = t->recs[i].hash & mask;
+                uint32_t h = series_hash(t->recs[i].dev, t->recs[i].metric) & mask;
                 while (idx[h])
                         h = (h + 1) & mask;
                 idx[h] = i + 1;
@@ -172,33 +295,41 @@ static void series_grow(agg_series_table *t)
 
 uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r)
 {
-        uint32_t hs = tally_hash(r->site, r->site_len),
-                 hd = tally_hash(r->device, r->device_len),
-                 hm = tally_hash(r->metric, r->metric_len);
-        uint32_t hash = series_hash(hs, hd, hm), h = hash & t->mask;
+        uint32_t dev, metric, h, e;
+        int steps = 0;
         series_rec *s;
 
+        if (t->ndevs &&
+            name_eq(t, t->devs[t->last_dev].device, r->device, r->device_len) &&
+            name_eq(t, t->devs[t->last_dev].site, r->site, r->site_len))
+                dev = t->last_dev;
+        else
+                dev = t->last_dev = device_find(t, r);
+        metric = metric_find(t, r);
+        for (e = t->devs[dev].first; e; e = t->recs[e - 1].next) {
+                if (t->recs[e - 1].metric == metric)
+                        return e - 1;
+                if (++steps == CHAIN_WALK)
+                        break;
+        }
+        h = series_hash(dev, metric) & t->mask;
         while (t->index[h]) {
                 s = &t->recs[t->index[h] - 1];
-                if (s->hash == hash && series_eq(t, s, r))
+                if (s->dev == dev && s->metric == metric)
                         return t->index[h] - 1;
                 h = (h + 1) & t->mask;
         }
         if (t->n == UINT32_MAX - 1)
                 abort();
-        if (t->n == t->cap) {
-                t->cap = t->cap ? t->cap * 2 : 256;
-                t->recs = realloc(t->recs, (size_t)t->cap * sizeof(*t->recs));
-                if (!t->recs)
-                        abort();
-        }
+        if (t->n == t->cap)
+                t->recs = grow_array(t->recs, &t->cap, sizeof(*t->recs));
         s = &t->recs[t->n];
-        s->site = name_intern(t, r->site, r->site_len, hs);
-        s->device = name_intern(t, r->device, r->device_len, hd);
-        s->metric = name_intern(t, r->metric, r->metric_len, hm);
-        s->hash = hash;
+        s->dev = dev;
+        s->metric = metric;
+        s->next = t->devs[dev].first;
         s->user = UINT32_MAX;
         t->index[h] = ++t->n;
+        t->devs[dev].first = t->n;
         if (over_load(t->n, t->mask))
                 series_grow(t);
         return t->n - 1;
@@ -207,12 +338,13 @@ uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r)
 void agg_series_get(const agg_series_table *t, uint32_t id, agg_series *out)
 {
         const series_rec *s = &t->recs[id];
+        const device_rec *d = &t->devs[s->dev];
         const unsigned char *p;
 
-        p = name_at(t, s->site);
+        p = name_at(t, d->site);
         out->site = (const char *)p + 1;
         out->site_len = p[0];
-        p = name_at(t, s->device);
+        p = name_at(t, d->device);
         out->device = (const char *)p + 1;
         out->device_len = p[0];
         p = name_at(t, s->metric);
@@ -234,6 +366,8 @@ size_t agg_series_bytes(const agg_series_table *t)
 {
         return sizeof(*t) + (size_t)t->cap * sizeof(*t->recs) +
                ((size_t)t->mask + 1) * sizeof(*t->index) +
+               (size_t)t->dev_cap * sizeof(*t->devs) +
+               ((size_t)t->dmask + 1) * sizeof(*t->dindex) +
                (size_t)t->nblocks * (NAME_BLOCK + sizeof(*t->blocks)) +
                ((size_t)t->nmask + 1) * sizeof(*t->nindex);
 }

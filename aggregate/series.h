@@ -1,9 +1,12 @@
 /* aggregate/series.h -- interns series (site, device, metric) of one clean
  * partition into dense ids. Each distinct name is stored once (length
- * byte + bytes) in arena blocks that never move; a series is three name
- * references, its hash and a word for its owner (20 bytes), found through an open-addressing
- * index. Names are read back through a view filled by agg_series_get,
- * valid until agg_series_table_free.
+ * byte + bytes) in arena blocks that never move. A device (site, device:
+ * two name references, 16 bytes) is found through an open-addressing
+ * index, or without hashing when it is the previous reading's device; a
+ * series (device, metric name reference, a chain link and a word for its
+ * owner: 16 bytes) along its device's chain, or through an index keyed by
+ * those integers. Names are read back through a view filled by
+ * agg_series_get, valid until agg_series_table_free.
  * Owned by the partition's worker thread. */
 #pragma once
 #include <stdint.h>

@@ -32,6 +32,7 @@ struct agg_worker {
         int fatal;
         tally_producer prod;
         rd_kafka_queue_t *queue;        /* borrowed from the group */
+        rd_kafka_topic_t *rollups_topic; /* held so its metadata stays known */
         agg_pstate *ps;                 /* [clean_partitions] */
         tally_ckpt_queue ckq;
         tally_ckpt_pos *snap;           /* [clean_partitions] scratch */
@@ -41,6 +42,7 @@ struct agg_worker {
         tally_buf out;
         tally_rollup rollup;
         const rd_kafka_message_t *msg;  /* being handled */
+        long long emitted;              /* rollups not yet in stats.rollups */
 };
 
 static void worker_fail(agg_worker *w, const char *msg, const tally_err *err)
@@ -98,7 +100,7 @@ static int worker_emit(void *opaque, const agg_series *s, int64_t start,
                 worker_fail(w, "produce_failed", &err);
                 return -1;
         }
-        atomic_fetch_add(&w->ctx->stats.rollups, 1);
+        w->emitted++;
         return 0;
 }
 
@@ -212,33 +214,38 @@ static int worker_handle(agg_worker *w, const rd_kafka_message_t *m,
                 atomic_fetch_add(&w->ctx->stats.markers, 1);
                 return rc < 0 ? worker_bad_record(w, m, &why, err) : 0;
         }
+        /* counted here and added to the shared stats once per record: an
+         * atomic per reading bounced their cache line between the workers */
+        long long n[AGG_BAD_ORIGIN + 1] = {0};
+
         while ((rc = tally_clean_reader_next(&rd, &r, &why)) == 1) {
-                switch (agg_part_add(ps->part, &r, m->offset)) {
-                case AGG_COUNTED:
-                        atomic_fetch_add(&w->ctx->stats.readings, 1);
+                agg_add_result res = agg_part_add(ps->part, &r, m->offset);
+
+                n[res]++;
+                if (res == AGG_TOO_LATE && worker_too_late(w, &r, err)) {
+                        rc = -2;
                         break;
-                case AGG_DUPLICATE:
-                        atomic_fetch_add(&w->ctx->stats.duplicates, 1);
-                        break;
-                case AGG_FINAL:
-                        atomic_fetch_add(&w->ctx->stats.final_skipped, 1);
-                        break;
-                case AGG_TOO_LATE:
-                        if (worker_too_late(w, &r, err))
-                                return -1;
-                        break;
-                case AGG_BAD_ORIGIN:
+                }
+                if (res == AGG_BAD_ORIGIN) {
                         /* ingest never writes these: a foreign record */
                         tally_err_set(&why, "malformed_clean",
                                       "origin partition %d offset %" PRId64
                                       " beyond aggregate's limits",
                                       r.origin.partition, r.origin.offset);
-                        return worker_bad_record(w, m, &why, err);
+                        break;
                 }
         }
+        if (n[AGG_COUNTED])
+                atomic_fetch_add(&w->ctx->stats.readings, n[AGG_COUNTED]);
+        if (n[AGG_DUPLICATE])
+                atomic_fetch_add(&w->ctx->stats.duplicates, n[AGG_DUPLICATE]);
+        if (n[AGG_FINAL])
+                atomic_fetch_add(&w->ctx->stats.final_skipped, n[AGG_FINAL]);
+        if (rc == -2)
+                return -1;
         /* readings before the corruption were counted; the record as a
          * whole goes to the DLQ so nothing is lost silently */
-        return rc < 0 ? worker_bad_record(w, m, &why, err) : 0;
+        return rc < 0 || n[AGG_BAD_ORIGIN] ? worker_bad_record(w, m, &why, err) : 0;
 }
 
 /* Emits what the watermarks allow, then seals a checkpoint. */
@@ -253,7 +260,11 @@ static int worker_advance(agg_worker *w)
 
                 if (!worker_owned(w, p))
                         continue;
-                if (agg_part_advance(ps->part, worker_emit, w))
+                int rc = agg_part_advance(ps->part, worker_emit, w);
+
+                atomic_fetch_add(&w->ctx->stats.rollups, w->emitted);
+                w->emitted = 0;
+                if (rc)
                         return -1;
                 open += agg_part_open_windows(ps->part);
                 bytes += agg_part_bytes(ps->part);
@@ -338,6 +349,31 @@ static void *worker_main(void *arg)
         return NULL;
 }
 
+/* Learns the rollups topic's partitions now, while the group is still
+ * joining. Without this, librdkafka 2.0.2 created the topic locally at
+ * the first rollup and asked for its partitions only at its next 1 s
+ * topic scan; meanwhile the rollups filled the producer queue and the
+ * worker stopped (aggregate alone: ~0.9 s of a 1.2 s run). Best effort,
+ * bounded to 1 s for a broker that is down at start:
+ * on failure librdkafka finds the topic itself, as before. */
+static void worker_warm_metadata(agg_worker *w)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e;
+
+        w->rollups_topic = rd_kafka_topic_new(w->prod.rk,
+                                              w->cfg->common.topic_rollups, NULL);
+        if (!w->rollups_topic)
+                return;
+        e = rd_kafka_metadata(w->prod.rk, 0, w->rollups_topic, &md, 1000);
+        if (e)
+                tally_log_warn("metadata_failed", "worker=%d topic=%s error=\"%s\"",
+                               w->id, w->cfg->common.topic_rollups,
+                               rd_kafka_err2str(e));
+        else
+                rd_kafka_metadata_destroy(md);
+}
+
 agg_worker *agg_worker_new(agg_ctx *ctx, int id, tally_err *err)
 {
         agg_worker *w = calloc(1, sizeof(*w));
@@ -359,6 +395,7 @@ agg_worker *agg_worker_new(agg_ctx *ctx, int id, tally_err *err)
                 agg_worker_free(w);
                 return NULL;
         }
+        worker_warm_metadata(w);
         w->last_commit_mono = w->last_emit_mono = tally_now_mono_ms();
         return w;
 }
@@ -367,6 +404,8 @@ void agg_worker_free(agg_worker *w)
 {
         if (!w)
                 return;
+        if (w->rollups_topic)
+                rd_kafka_topic_destroy(w->rollups_topic);
         tally_producer_close(&w->prod, 10000);
         tally_ckpt_queue_free(&w->ckq);
         for (int32_t p = 0; w->ps && p < w->ctx->clean_partitions; p++)

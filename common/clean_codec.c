@@ -117,21 +117,86 @@ void tally_clean_progress_encode(tally_buf *out, int32_t raw_partitions,
 
 /* ---- reader ---- */
 
-static int get_uvarint(tally_clean_reader *rd, uint64_t *v)
+/* uvarint at *pp, up to 10 bytes; advances *pp. The slow path of
+ * uv_get below, for 3 bytes and more, and for running out of bytes. */
+static int uv_get_slow(const unsigned char **pp, const unsigned char *end,
+                       uint64_t *v)
 {
+        const unsigned char *p = *pp;
         uint64_t x = 0;
 
         for (int shift = 0; shift < 64; shift += 7) {
-                if (rd->p >= rd->end)
+                if (p >= end)
                         return -1;
-                unsigned char c = *rd->p++;
+                unsigned char c = *p++;
                 x |= (uint64_t)(c & 0x7f) << shift;
                 if (!(c & 0x80)) {
                         *v = x;
+                        *pp = p;
                         return 0;
                 }
         }
         return -1;
+}
+
+/* Readings are mostly 1- and 2-byte varints: those inline. */
+static inline int uv_get(const unsigned char **pp, const unsigned char *end,
+                         uint64_t *v)
+{
+        const unsigned char *p = *pp;
+
+        if (p < end && !(p[0] & 0x80)) {
+                *v = p[0];
+                *pp = p + 1;
+                return 0;
+        }
+        if (end - p >= 2 && !(p[1] & 0x80)) {
+                *v = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+                *pp = p + 2;
+                return 0;
+        }
+        return uv_get_slow(pp, end, v);
+}
+
+static inline int sv_get(const unsigned char **pp, const unsigned char *end,
+                         int64_t *v)
+{
+        uint64_t u;
+
+        if (uv_get(pp, end, &u))
+                return -1;
+        *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+        return 0;
+}
+
+static inline int u31_get(const unsigned char **pp, const unsigned char *end,
+                          int32_t *v)
+{
+        uint64_t u;
+
+        if (uv_get(pp, end, &u) || u > INT32_MAX)
+                return -1;
+        *v = (int32_t)u;
+        return 0;
+}
+
+static inline int str_get(const unsigned char **pp, const unsigned char *end,
+                          const char **s, uint16_t *n)
+{
+        uint64_t len;
+
+        if (uv_get(pp, end, &len) || len == 0 || len > TALLY_NAME_MAX ||
+            len > (uint64_t)(end - *pp))
+                return -1;
+        *s = (const char *)*pp;
+        *n = (uint16_t)len;
+        *pp += len;
+        return 0;
+}
+
+static int get_uvarint(tally_clean_reader *rd, uint64_t *v)
+{
+        return uv_get(&rd->p, rd->end, v);
 }
 
 static int get_svarint(tally_clean_reader *rd, int64_t *v)
@@ -182,19 +247,6 @@ int tally_clean_reader_init(tally_clean_reader *rd, const void *buf,
         return 0;
 }
 
-static int get_str(tally_clean_reader *rd, const char **s, uint16_t *n)
-{
-        uint64_t len;
-
-        if (get_uvarint(rd, &len) || len == 0 || len > TALLY_NAME_MAX ||
-            len > (uint64_t)(rd->end - rd->p))
-                return -1;
-        *s = (const char *)rd->p;
-        *n = (uint16_t)len;
-        rd->p += len;
-        return 0;
-}
-
 static int clean_time_ok(int64_t t)
 {
         return t >= -TALLY_CLEAN_TIME_LIMIT && t <= TALLY_CLEAN_TIME_LIMIT;
@@ -204,6 +256,7 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
                             tally_err *err)
 {
         tally_reading *p = &rd->prev;
+        const unsigned char *q = rd->p, *end = rd->end;
         int64_t d_ts, d_off, d_prog;
         uint64_t bits;
         unsigned flags;
@@ -216,29 +269,29 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
                                              "%zu trailing bytes", (size_t)(rd->end - rd->p));
                 return 0;
         }
-        if (rd->p >= rd->end)
+        if (q >= end)
                 goto corrupt;
-        flags = *rd->p++;
+        flags = *q++;
         if (flags > 7)
                 goto corrupt;
         if (((flags & 1) && !p->site) || ((flags & 2) && !p->device) ||
             ((flags & 4) && !p->metric))
                 goto corrupt;
-        if (!(flags & 1) && get_str(rd, &p->site, &p->site_len))
+        if (!(flags & 1) && str_get(&q, end, &p->site, &p->site_len))
                 goto corrupt;
-        if (!(flags & 2) && get_str(rd, &p->device, &p->device_len))
+        if (!(flags & 2) && str_get(&q, end, &p->device, &p->device_len))
                 goto corrupt;
-        if (!(flags & 4) && get_str(rd, &p->metric, &p->metric_len))
+        if (!(flags & 4) && str_get(&q, end, &p->metric, &p->metric_len))
                 goto corrupt;
-        if (get_svarint(rd, &d_ts) || rd->end - rd->p < 8)
+        if (sv_get(&q, end, &d_ts) || end - q < 8)
                 goto corrupt;
         bits = 0;
         for (int i = 0; i < 8; i++)
-                bits |= (uint64_t)rd->p[i] << (8 * i);
-        rd->p += 8;
+                bits |= (uint64_t)q[i] << (8 * i);
+        q += 8;
         memcpy(&p->value, &bits, 8);
-        if (get_u31(rd, &p->origin.partition) || get_svarint(rd, &d_off) ||
-            get_u31(rd, &p->origin.index) || get_svarint(rd, &d_prog))
+        if (u31_get(&q, end, &p->origin.partition) || sv_get(&q, end, &d_off) ||
+            u31_get(&q, end, &p->origin.index) || sv_get(&q, end, &d_prog))
                 goto corrupt;
         /* unsigned arithmetic: corrupt deltas must not be UB */
         p->ts_ms = (int64_t)((uint64_t)p->ts_ms + (uint64_t)d_ts);
@@ -248,13 +301,14 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
             !clean_time_ok(p->ts_ms) ||
             (p->progress_ms != INT64_MIN && !clean_time_ok(p->progress_ms)))
                 goto corrupt;
+        rd->p = q;
         rd->remaining--;
         *r = *p;
         return 1;
 corrupt:
         return tally_err_set(err, "malformed_clean",
                              "corrupt reading %u from the end, %zu bytes before the end",
-                             rd->remaining, (size_t)(rd->end - rd->p));
+                             rd->remaining, (size_t)(rd->end - q));
 }
 
 int tally_clean_reader_next_origin(tally_clean_reader *rd,

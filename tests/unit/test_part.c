@@ -760,6 +760,80 @@ static void test_many_series(void **state)
         agg_part_free(pt);
 }
 
+/* ---- the series table's lookups ---- */
+
+/* Devices with more series than the chain walk, more metrics than the
+ * recent-metric list, one device name at two sites, names that differ
+ * only in length or in their last byte, and every order of lookups:
+ * each (site, device, metric) keeps one id, and reads back its names. */
+static void test_series_lookups(void **state)
+{
+        enum { SITES = 2, DEVS = 5, METRICS = 20 };
+        static const char *const sites[SITES] = {"DAL-07", "DAL-070"};
+        static const char *const devs[DEVS] = {"dev-1", "dev-2", "dev-10",
+                                               "dev-100", "dev-1x"};
+        char metric[32];
+        uint32_t ids[SITES][DEVS][METRICS];
+        agg_series_table *t = agg_series_table_new();
+        tally_reading r;
+        unsigned seed = 7;
+
+        (void)state;
+        memset(&r, 0, sizeof(r));
+        /* first pass: report order (a device's metrics one after another) */
+        for (int s = 0; s < SITES; s++)
+                for (int d = 0; d < DEVS; d++)
+                        for (int m = 0; m < METRICS; m++) {
+                                snprintf(metric, sizeof(metric), "metric-%d", m);
+                                r.site = sites[s];
+                                r.site_len = (uint16_t)strlen(sites[s]);
+                                r.device = devs[d];
+                                r.device_len = (uint16_t)strlen(devs[d]);
+                                r.metric = metric;
+                                r.metric_len = (uint16_t)strlen(metric);
+                                ids[s][d][m] = agg_series_intern(t, &r);
+                        }
+        assert_int_equal(agg_series_count(t), SITES * DEVS * METRICS);
+        /* then random order, with copies of the names at new addresses */
+        for (int i = 0; i < 20000; i++) {
+                char site[16], dev[16];
+                int s, d, m;
+
+                seed = seed * 1103515245u + 12345u;
+                s = (int)(seed >> 16) % SITES;
+                d = (int)(seed >> 8) % DEVS;
+                m = (int)(seed >> 20) % METRICS;
+                if (i % 7 == 0)
+                        m = (m + 1) % METRICS;  /* same device, next metric */
+                snprintf(site, sizeof(site), "%s", sites[s]);
+                snprintf(dev, sizeof(dev), "%s", devs[d]);
+                snprintf(metric, sizeof(metric), "metric-%d", m);
+                r.site = site;
+                r.site_len = (uint16_t)strlen(site);
+                r.device = dev;
+                r.device_len = (uint16_t)strlen(dev);
+                r.metric = metric;
+                r.metric_len = (uint16_t)strlen(metric);
+                assert_int_equal(agg_series_intern(t, &r), ids[s][d][m]);
+        }
+        assert_int_equal(agg_series_count(t), SITES * DEVS * METRICS);
+        for (int s = 0; s < SITES; s++)
+                for (int d = 0; d < DEVS; d++)
+                        for (int m = 0; m < METRICS; m++) {
+                                agg_series v;
+
+                                agg_series_get(t, ids[s][d][m], &v);
+                                snprintf(metric, sizeof(metric), "metric-%d", m);
+                                assert_int_equal(v.site_len, strlen(sites[s]));
+                                assert_memory_equal(v.site, sites[s], v.site_len);
+                                assert_int_equal(v.device_len, strlen(devs[d]));
+                                assert_memory_equal(v.device, devs[d], v.device_len);
+                                assert_int_equal(v.metric_len, strlen(metric));
+                                assert_memory_equal(v.metric, metric, v.metric_len);
+                        }
+        agg_series_table_free(t);
+}
+
 /* ---- memory in the benchmark's shape ---- */
 
 /* One clean partition of bench/run's 1 M series case (16 partitions):
@@ -1147,6 +1221,7 @@ int main(void)
                 cmocka_unit_test(test_emit_failure_retry),
                 cmocka_unit_test(test_packed_limits),
                 cmocka_unit_test(test_many_series),
+                cmocka_unit_test(test_series_lookups),
                 cmocka_unit_test(test_bench_shape_memory),
                 cmocka_unit_test(test_order_independence),
         };
