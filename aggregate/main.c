@@ -26,38 +26,6 @@ static const tally_opt agg_opts[] = {
 };
 #define NOPTS (sizeof(agg_opts) / sizeof(agg_opts[0]))
 
-/* A partition without a committed offset starts at its log start. Asked
- * for here and given as a number: started at the logical BEGINNING,
- * librdkafka 2.0.2 looks the offset up itself once the fetcher starts,
- * and when that lookup races the assignment's pause/resume (an outdated
- * reply) or the partition's leader delegation it retries only after
- * 500 ms (rd_kafka_toppar_offset_retry), which stalled aggregate alone
- * 0.5 s in about one start of eight. Best effort: on any error the rest
- * stay at BEGINNING. */
-static void agg_start_offsets(agg_ctx *ctx, rd_kafka_topic_partition_list_t *parts)
-{
-        rd_kafka_t *rk = tally_group_rk(ctx->group);
-
-        for (int i = 0; i < parts->cnt; i++) {
-                rd_kafka_topic_partition_t *tp = &parts->elems[i];
-                int64_t lo, hi;
-                rd_kafka_resp_err_t e;
-
-                if (tp->offset != RD_KAFKA_OFFSET_BEGINNING)
-                        continue;
-                e = rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition,
-                                                     &lo, &hi, 2000);
-                if (e || lo < 0) {
-                        tally_log_warn("start_offset_unknown",
-                                       "topic=%s partition=%d error=\"%s\"",
-                                       tp->topic, tp->partition,
-                                       e ? rd_kafka_err2str(e) : "negative offset");
-                        return;
-                }
-                tp->offset = lo;
-        }
-}
-
 static int agg_assign(void *app, rd_kafka_topic_partition_list_t *parts,
                       tally_err *err)
 {
@@ -80,7 +48,7 @@ static int agg_assign(void *app, rd_kafka_topic_partition_list_t *parts,
                                 " has no tally-aggregate metadata (committed by another tool?)",
                                 tp->topic, tp->partition, tp->offset);
         }
-        agg_start_offsets(ctx, parts);
+        tally_group_resolve_beginning(ctx->group, parts);
         return 0;
 }
 

@@ -129,8 +129,10 @@ static int cmd_consume(const char *brokers, const char *topic)
                 marks(rk, topic, p, &lo, &hi[p]);
                 if (hi[p] > lo)
                         left++;
-                rd_kafka_topic_partition_list_add(tp, topic, p)->offset =
-                        RD_KAFKA_OFFSET_BEGINNING;
+                /* the log start as a number, as the daemons start: at the
+                 * logical BEGINNING librdkafka 2.0.2 sometimes retries
+                 * its own offset lookup only after 500 ms */
+                rd_kafka_topic_partition_list_add(tp, topic, p)->offset = lo;
         }
         rd_kafka_poll_set_consumer(rk);
         t0 = now_s();

@@ -199,6 +199,31 @@ int tally_group_committed(tally_group *g, rd_kafka_topic_partition_list_t *parts
         return 0;
 }
 
+void tally_group_resolve_beginning(tally_group *g,
+                                   rd_kafka_topic_partition_list_t *parts)
+{
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int64_t lo, hi;
+                rd_kafka_resp_err_t e;
+
+                if (tp->offset != RD_KAFKA_OFFSET_BEGINNING)
+                        continue;
+                e = rd_kafka_query_watermark_offsets(g->rk, tp->topic,
+                                                     tp->partition, &lo, &hi,
+                                                     2000);
+                if (e || lo < 0) {
+                        tally_log_warn("start_offset_unknown",
+                                       "topic=%s partition=%d error=\"%s\"",
+                                       tp->topic, tp->partition,
+                                       e ? rd_kafka_err2str(e) :
+                                           "negative offset");
+                        return;
+                }
+                tp->offset = lo;
+        }
+}
+
 void tally_group_close(tally_group *g)
 {
         rd_kafka_consumer_close(g->rk);

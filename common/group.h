@@ -58,5 +58,14 @@ int tally_group_poll(tally_group *g, int timeout_ms, tally_err *err);
 int tally_group_committed(tally_group *g, rd_kafka_topic_partition_list_t *parts,
                           tally_err *err);
 
+/* Replaces RD_KAFKA_OFFSET_BEGINNING in parts by the partition's low
+ * watermark, asked for here. Started at the logical BEGINNING, librdkafka
+ * 2.0.2 looks the offset up itself once the fetcher starts, and when that
+ * lookup races the assignment (an outdated reply) it retries only after
+ * 500 ms: a stall in about one start of eight. Best effort: on an error
+ * (logged) the rest stay at BEGINNING, which is correct, only slower. */
+void tally_group_resolve_beginning(tally_group *g,
+                                   rd_kafka_topic_partition_list_t *parts);
+
 /* Main thread: leaves the group (revokes everything) and closes rk. */
 void tally_group_close(tally_group *g);

@@ -78,8 +78,10 @@ int store_assign(void *app, rd_kafka_topic_partition_list_t *parts,
                                         "stop requested while PostgreSQL was unreachable");
                 }
                 rc = assign_once(ctx, parts, err);
-                if (rc == STORE_PG_OK)
+                if (rc == STORE_PG_OK) {
+                        tally_group_resolve_beginning(ctx->group, parts);
                         return 0;
+                }
                 if (rc != STORE_PG_RETRY)
                         return -1;
                 tally_log_warn("assign_retry", "error=\"%s\"", err->msg);
