@@ -1,6 +1,7 @@
 #include "ingest/worker.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,40 @@ struct ingest_worker {
         int queue_was_full;
         int64_t last_wake_mono;
         int32_t wake_next;              /* next raw partition to ask */
+        /* the nudge is a request/response: a helper thread sends it so
+         * the worker never waits for it */
+        pthread_t waker;
+        int waker_started;
+        pthread_mutex_t wake_mu;
+        pthread_cond_t wake_cv;
+        int32_t wake_part;              /* -1: none asked; guarded by wake_mu */
+        int wake_stop;                  /* guarded by wake_mu */
 };
+
+static void *worker_waker_main(void *arg)
+{
+        ingest_worker *w = arg;
+
+        pthread_mutex_lock(&w->wake_mu);
+        for (;;) {
+                int32_t p;
+                int64_t lo, hi;
+
+                while (w->wake_part < 0 && !w->wake_stop)
+                        pthread_cond_wait(&w->wake_cv, &w->wake_mu);
+                if (w->wake_stop)
+                        break;
+                p = w->wake_part;
+                w->wake_part = -1;
+                pthread_mutex_unlock(&w->wake_mu);
+                rd_kafka_query_watermark_offsets(tally_group_rk(w->ctx->group),
+                                                 w->cfg->common.topic_raw, p,
+                                                 &lo, &hi, 1000);
+                pthread_mutex_lock(&w->wake_mu);
+        }
+        pthread_mutex_unlock(&w->wake_mu);
+        return NULL;
+}
 
 static void worker_stats_flush(ingest_worker *w)
 {
@@ -427,9 +461,8 @@ static void worker_wake_fetcher(ingest_worker *w, ssize_t consumed,
         int64_t len = rd_kafka_queue_length(w->queue);
         int32_t np = w->ctx->raw_partitions;
         int threads = (int)w->cfg->common.threads;
-        int64_t lo, hi;
 
-        if (!w->queue_limit)
+        if (!w->waker_started)
                 return;
         /* near the count limit, or dry right after a full batch (a
          * queue of large messages stops at queued.max.messages.kbytes) */
@@ -446,9 +479,10 @@ static void worker_wake_fetcher(ingest_worker *w, ssize_t consumed,
                     !(tally_group_gen(w->ctx->group, p) & 1))
                         continue;
                 w->wake_next = p + 1;
-                rd_kafka_query_watermark_offsets(tally_group_rk(w->ctx->group),
-                                                 w->cfg->common.topic_raw, p,
-                                                 &lo, &hi, 100);
+                pthread_mutex_lock(&w->wake_mu);
+                w->wake_part = p;
+                pthread_cond_signal(&w->wake_cv);
+                pthread_mutex_unlock(&w->wake_mu);
                 w->queue_was_full = 0;
                 w->last_wake_mono = tally_now_mono_ms();
                 return;
@@ -525,6 +559,12 @@ ingest_worker *ingest_worker_new(ingest_ctx *ctx, int id, tally_err *err)
                     RD_KAFKA_CONF_OK)
                         w->queue_limit = strtoll(val, NULL, 10);
         }
+        pthread_mutex_init(&w->wake_mu, NULL);
+        pthread_cond_init(&w->wake_cv, NULL);
+        w->wake_part = -1;
+        if (w->queue_limit > 0 &&
+            !pthread_create(&w->waker, NULL, worker_waker_main, w))
+                w->waker_started = 1;
         return w;
 fail:
         ingest_worker_free(w);
@@ -535,6 +575,15 @@ void ingest_worker_free(ingest_worker *w)
 {
         if (!w)
                 return;
+        if (w->waker_started) {
+                pthread_mutex_lock(&w->wake_mu);
+                w->wake_stop = 1;
+                pthread_cond_signal(&w->wake_cv);
+                pthread_mutex_unlock(&w->wake_mu);
+                pthread_join(w->waker, NULL);
+                pthread_mutex_destroy(&w->wake_mu);
+                pthread_cond_destroy(&w->wake_cv);
+        }
         tally_producer_close(&w->prod, 10000);
         tally_ckpt_queue_free(&w->ckq);
         free(w->snap);
