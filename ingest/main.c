@@ -108,14 +108,15 @@ static void ingest_metrics(ingest_ctx *ctx)
  *   raw partitions (a 1 MB lz4 batch is ~6 MB decoded); 1 MB is the least
  *   librdkafka allows (message.max.bytes).
  * - queue.buffering.max.kbytes: clean batches waiting in one worker's
- *   producer; at 256 MiB it grew with the backlog. At 32 MiB the worker
- *   waits for delivery reports now and then (tally_producer_send). */
+ *   producer; at 256 MiB it grew with the backlog (and 32 MiB still did
+ *   end to end). At 8 MiB the worker waits for delivery reports now and
+ *   then (tally_producer_send); end to end was not slower. */
 static void ingest_kafka_defaults(tally_kafka_props *k)
 {
         static const char *const d[][2] = {
                 {"queued.min.messages", "20000"},
                 {"fetch.max.bytes", "1000000"},
-                {"queue.buffering.max.kbytes", "32768"},
+                {"queue.buffering.max.kbytes", "8192"},
         };
         const size_t nd = sizeof(d) / sizeof(*d);
         tally_kv *kv = realloc(k->kv, (k->n + nd) * sizeof(*kv));
