@@ -95,6 +95,45 @@ static void ingest_metrics(ingest_ctx *ctx)
                           "clean batch records produced", &s->batches);
 }
 
+/* ingest's own librdkafka defaults, put before the user's -X and
+ * TALLY_KAFKA_* properties (later entries win, so those still override).
+ * They bound the peak RSS whatever the backlog (docs/performance.md,
+ * "ingest memory"):
+ * - queued.min.messages: raw messages prefetched per worker queue (the
+ *   partition queues are forwarded to it). The worker nudges librdkafka's
+ *   fetcher when its queue is down to half of this (worker.c), so the
+ *   2.0.2 fetch pause at a full queue does not stall it.
+ * - fetch.max.bytes: one fetch response holds one batch per partition
+ *   until this size, so with the 50 MB default it grew with the number of
+ *   raw partitions (a 1 MB lz4 batch is ~6 MB decoded); 1 MB is the least
+ *   librdkafka allows (message.max.bytes).
+ * - queue.buffering.max.kbytes: clean batches waiting in one worker's
+ *   producer; at 256 MiB it grew with the backlog (and 32 MiB still did
+ *   end to end). At 8 MiB the worker waits for delivery reports now and
+ *   then (tally_producer_send); end to end was not slower. */
+static void ingest_kafka_defaults(tally_kafka_props *k)
+{
+        static const char *const d[][2] = {
+                {"queued.min.messages", "20000"},
+                {"fetch.max.bytes", "1000000"},
+                {"queue.buffering.max.kbytes", "8192"},
+        };
+        const size_t nd = sizeof(d) / sizeof(*d);
+        tally_kv *kv = realloc(k->kv, (k->n + nd) * sizeof(*kv));
+
+        if (!kv)
+                abort();
+        memmove(kv + nd, kv, k->n * sizeof(*kv));
+        for (size_t i = 0; i < nd; i++) {
+                kv[i].key = strdup(d[i][0]);
+                kv[i].val = strdup(d[i][1]);
+                if (!kv[i].key || !kv[i].val)
+                        abort();
+        }
+        k->kv = kv;
+        k->n += nd;
+}
+
 int main(int argc, char **argv)
 {
         ingest_cfg cfg;
@@ -114,6 +153,7 @@ int main(int argc, char **argv)
         if (!ctx)
                 abort();
         ctx->cfg = &cfg;
+        ingest_kafka_defaults(&cfg.common.kafka);
         conf = tally_kafka_conf_new(&cfg.common, TALLY_KAFKA_CONSUMER, &err);
         if (!conf || tally_kafka_conf_set(conf, "group.id", cfg.group, &err))
                 goto out;

@@ -1,6 +1,7 @@
 #include "ingest/worker.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include "common/signals.h"
 
 #define BATCH_MSGS 4096
+/* fewest milliseconds between two nudges of the fetcher */
+#define WAKE_MIN_MS 5
 
 typedef struct ingest_origin {
         uint32_t gen;                   /* group generation state is for */
@@ -51,7 +54,51 @@ struct ingest_worker {
          * (an atomic per reading on a line both workers write was a
          * cache-line ping-pong between the threads) */
         long long n_messages, n_readings;
+        /* prefetch: librdkafka stops fetching a partition whose queue
+         * holds queued.min.messages, and 2.0.2 decides again only when
+         * its broker thread wakes (up to a second later). A worker that
+         * saw its queue near that limit nudges the fetcher once the queue
+         * is down to half, so the prefetch stays bounded and never runs
+         * dry (docs/performance.md, "ingest memory") */
+        int64_t queue_limit;            /* queued.min.messages; 0: off */
+        int queue_was_full;
+        int64_t last_wake_mono;
+        int32_t wake_next;              /* next raw partition to ask */
+        /* the nudge is a request/response: a helper thread sends it so
+         * the worker never waits for it */
+        pthread_t waker;
+        int waker_started;
+        pthread_mutex_t wake_mu;
+        pthread_cond_t wake_cv;
+        int32_t wake_part;              /* -1: none asked; guarded by wake_mu */
+        int wake_stop;                  /* guarded by wake_mu */
+        rd_kafka_topic_t *clean_rkt;    /* keeps the clean topic known */
 };
+
+static void *worker_waker_main(void *arg)
+{
+        ingest_worker *w = arg;
+
+        pthread_mutex_lock(&w->wake_mu);
+        for (;;) {
+                int32_t p;
+                int64_t lo, hi;
+
+                while (w->wake_part < 0 && !w->wake_stop)
+                        pthread_cond_wait(&w->wake_cv, &w->wake_mu);
+                if (w->wake_stop)
+                        break;
+                p = w->wake_part;
+                w->wake_part = -1;
+                pthread_mutex_unlock(&w->wake_mu);
+                rd_kafka_query_watermark_offsets(tally_group_rk(w->ctx->group),
+                                                 w->cfg->common.topic_raw, p,
+                                                 &lo, &hi, 1000);
+                pthread_mutex_lock(&w->wake_mu);
+        }
+        pthread_mutex_unlock(&w->wake_mu);
+        return NULL;
+}
 
 static void worker_stats_flush(ingest_worker *w)
 {
@@ -406,6 +453,43 @@ static void worker_heartbeats(ingest_worker *w, int64_t now)
         }
 }
 
+/* Any request to a partition's leader wakes that broker's thread, which
+ * then decides again which partitions to fetch: ask for the watermarks of
+ * one of ours (in turn, so every leader gets asked). */
+static void worker_wake_fetcher(ingest_worker *w, ssize_t consumed,
+                                int64_t now)
+{
+        int64_t len = rd_kafka_queue_length(w->queue);
+        int32_t np = w->ctx->raw_partitions;
+        int threads = (int)w->cfg->common.threads;
+
+        if (!w->waker_started)
+                return;
+        /* near the count limit, or dry right after a full batch (a
+         * queue of large messages stops at queued.max.messages.kbytes) */
+        if ((len + consumed) * 4 >= w->queue_limit * 3 ||
+            (consumed == BATCH_MSGS && len == 0))
+                w->queue_was_full = 1;
+        if (!w->queue_was_full || len * 2 > w->queue_limit ||
+            now - w->last_wake_mono < WAKE_MIN_MS)
+                return;
+        for (int32_t k = 0; k < np; k++) {
+                int32_t p = (w->wake_next + k) % np;
+
+                if (p % threads != w->id ||
+                    !(tally_group_gen(w->ctx->group, p) & 1))
+                        continue;
+                w->wake_next = p + 1;
+                pthread_mutex_lock(&w->wake_mu);
+                w->wake_part = p;
+                pthread_cond_signal(&w->wake_cv);
+                pthread_mutex_unlock(&w->wake_mu);
+                w->queue_was_full = 0;
+                w->last_wake_mono = tally_now_mono_ms();
+                return;
+        }
+}
+
 static void *worker_main(void *arg)
 {
         ingest_worker *w = arg;
@@ -424,6 +508,7 @@ static void *worker_main(void *arg)
                 }
                 worker_stats_flush(w);
                 now = tally_now_mono_ms();
+                worker_wake_fetcher(w, n, now);
                 if (!w->fatal && now - w->last_flush_mono >= w->cfg->flush_ms &&
                     worker_flush(w, &err))
                         worker_fail(w, "ingest_failed", &err);
@@ -465,7 +550,34 @@ ingest_worker *ingest_worker_new(ingest_ctx *ctx, int id, tally_err *err)
                 abort();
         if (tally_producer_init(&w->prod, &ctx->cfg->common, err))
                 goto fail;
+        /* a producer learns a new topic's partitions on its 1 s metadata
+         * timer: ask now, so the first batches do not wait (and fill the
+         * bounded producer buffer) for up to a second. Best effort: on a
+         * failure the timer still does it. */
+        w->clean_rkt = rd_kafka_topic_new(w->prod.rk, ctx->cfg->common.topic_clean,
+                                          NULL);
+        if (w->clean_rkt) {
+                const struct rd_kafka_metadata *md = NULL;
+
+                if (!rd_kafka_metadata(w->prod.rk, 0, w->clean_rkt, &md, 5000))
+                        rd_kafka_metadata_destroy(md);
+        }
         w->last_flush_mono = w->last_commit_mono = tally_now_mono_ms();
+        {
+                char val[32];
+                size_t sz = sizeof(val);
+
+                if (rd_kafka_conf_get(rd_kafka_conf(tally_group_rk(ctx->group)),
+                                      "queued.min.messages", val, &sz) ==
+                    RD_KAFKA_CONF_OK)
+                        w->queue_limit = strtoll(val, NULL, 10);
+        }
+        pthread_mutex_init(&w->wake_mu, NULL);
+        pthread_cond_init(&w->wake_cv, NULL);
+        w->wake_part = -1;
+        if (w->queue_limit > 0 &&
+            !pthread_create(&w->waker, NULL, worker_waker_main, w))
+                w->waker_started = 1;
         return w;
 fail:
         ingest_worker_free(w);
@@ -476,6 +588,17 @@ void ingest_worker_free(ingest_worker *w)
 {
         if (!w)
                 return;
+        if (w->waker_started) {
+                pthread_mutex_lock(&w->wake_mu);
+                w->wake_stop = 1;
+                pthread_cond_signal(&w->wake_cv);
+                pthread_mutex_unlock(&w->wake_mu);
+                pthread_join(w->waker, NULL);
+                pthread_mutex_destroy(&w->wake_mu);
+                pthread_cond_destroy(&w->wake_cv);
+        }
+        if (w->clean_rkt)
+                rd_kafka_topic_destroy(w->clean_rkt);
         tally_producer_close(&w->prod, 10000);
         tally_ckpt_queue_free(&w->ckq);
         free(w->snap);
