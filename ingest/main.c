@@ -68,6 +68,7 @@ static int ingest_assign(void *app, rd_kafka_topic_partition_list_t *parts,
                                 clean);
                 st->offset = tp->offset;
         }
+        tally_group_resolve_beginning(ctx->group, parts);
         return 0;
 }
 
