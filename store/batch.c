@@ -38,6 +38,24 @@
         " first_index, last_value, last_ts, last_partition, last_offset," \
         " last_index, version"
 
+/* bytes of binary COPY data per row (17 columns: 13 of 8 bytes, 4 of 4,
+ * each with its length word, and the field count) and of names per row
+ * (site, device and metric of typical lengths with their NULs) */
+#define COPY_ROW_BYTES 192
+#define BATCH_NAME_BYTES 48
+
+static void prefault(void *p, size_t n)
+{
+        for (size_t i = 0; i < n; i += 4096)
+                ((volatile char *)p)[i] = 0;
+}
+
+static void reserve_touched(tally_buf *b, size_t n)
+{
+        tally_buf_reserve(b, n);
+        prefault(b->data, b->cap);
+}
+
 void store_batch_init(store_batch *b, size_t cap)
 {
         memset(b, 0, sizeof(*b));
@@ -45,11 +63,17 @@ void store_batch_init(store_batch *b, size_t cap)
         b->rows = calloc(cap, sizeof(*b->rows));
         if (!b->rows)
                 abort();
-        /* touch every page now: the batch's memory is its bound anyway,
-         * and the first batch after a start (a backlog, often) should
-         * not pay tens of thousands of page faults */
-        for (size_t i = 0; i < cap * sizeof(*b->rows); i += 4096)
-                ((volatile char *)b->rows)[i] = 0;
+        /* A batch's memory is sized for batch-max rows now and touched:
+         * it is the bound anyway, so RSS does not creep up with the first
+         * large backlogs, and the first batch after a start (a backlog,
+         * often) does not pay tens of thousands of page faults. Names
+         * longer than typical, or several coarse windows, may still grow
+         * the buffers past this, once. */
+        prefault(b->rows, cap * sizeof(*b->rows));
+        reserve_touched(&b->names, cap * BATCH_NAME_BYTES);
+        reserve_touched(&b->copy, cap * COPY_ROW_BYTES);
+        reserve_touched(&b->coarse, cap * (COPY_ROW_BYTES + 8));
+        reserve_touched(&b->coarse_new[1], cap * COPY_ROW_BYTES);
         store_series_set_init(&b->known);
         store_series_set_init(&b->fresh);
         store_series_set_init(&b->coarse_known);

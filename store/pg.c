@@ -99,11 +99,14 @@ store_pg_rc store_pg_exec(PGconn *conn, const char *sql, const char *what,
         return rc;
 }
 
+#define COPY_PIECE ((size_t)256 << 10)
+
 store_pg_rc store_pg_copy(PGconn *conn, const char *sql, const tally_buf *data,
                           const char *what, tally_err *err)
 {
         PGresult *res = PQexec(conn, sql);
         store_pg_rc rc;
+        int ok = 1;
 
         if (PQresultStatus(res) != PGRES_COPY_IN) {
                 rc = store_pg_fail(conn, res, what, err);
@@ -111,8 +114,16 @@ store_pg_rc store_pg_copy(PGconn *conn, const char *sql, const tally_buf *data,
                 return rc;
         }
         PQclear(res);
-        if (PQputCopyData(conn, (const char *)data->data, (int)data->len) != 1 ||
-            PQputCopyEnd(conn, NULL) != 1) {
+        /* in pieces: libpq grows its output buffer to hold what one call
+         * passes, and keeps it; 256 KiB pieces bound it */
+        for (size_t off = 0; off < data->len && ok; off += COPY_PIECE) {
+                size_t n = data->len - off < COPY_PIECE ? data->len - off :
+                                                          COPY_PIECE;
+
+                ok = PQputCopyData(conn, (const char *)data->data + off,
+                                   (int)n) == 1;
+        }
+        if (!ok || PQputCopyEnd(conn, NULL) != 1) {
                 rc = store_pg_fail(conn, NULL, what, err);
                 while ((res = PQgetResult(conn)))
                         PQclear(res);
