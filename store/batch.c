@@ -50,10 +50,13 @@ static void prefault(void *p, size_t n)
                 ((volatile char *)p)[i] = 0;
 }
 
+/* touches the first n bytes only: tally_buf_reserve may round the
+ * capacity up to twice that, which stays untouched (and out of RSS)
+ * unless a batch needs it */
 static void reserve_touched(tally_buf *b, size_t n)
 {
         tally_buf_reserve(b, n);
-        prefault(b->data, b->cap);
+        prefault(b->data, n);
 }
 
 void store_batch_init(store_batch *b, size_t cap)
