@@ -233,8 +233,12 @@ static int cmd_wait_committed(const char *brokers, const char *group,
                                 if (tp->elems[i].offset > 0)
                                         sum += tp->elems[i].offset;
                 if (sum >= target) {
-                        printf("seconds=%.3f committed=%lld\n",
-                               now_s() - t0, (long long)sum);
+                        struct timespec wall;
+
+                        clock_gettime(CLOCK_REALTIME, &wall);
+                        printf("seconds=%.3f committed=%lld end_epoch=%.3f\n",
+                               now_s() - t0, (long long)sum,
+                               wall.tv_sec + wall.tv_nsec / 1e9);
                         break;
                 }
                 if (now_s() - t0 > timeout) {
@@ -243,7 +247,7 @@ static int cmd_wait_committed(const char *brokers, const char *group,
                         return 1;
                 }
                 fflush(stdout);
-                nanosleep(&(struct timespec){0, 100000000}, NULL);
+                nanosleep(&(struct timespec){0, 10000000}, NULL);
         }
         rd_kafka_topic_partition_list_destroy(tp);
         rd_kafka_destroy(rk);
