@@ -328,3 +328,21 @@ void tally_config_free(const tally_opt *opts, size_t nopts, void *cfg,
                 kafka->n = 0;
         }
 }
+
+void tally_kafka_props_prepend(tally_kafka_props *k,
+                               const char *const (*d)[2], size_t n)
+{
+        tally_kv *kv = realloc(k->kv, (k->n + n) * sizeof(*kv));
+
+        if (!kv)
+                abort();
+        memmove(kv + n, kv, k->n * sizeof(*kv));
+        for (size_t i = 0; i < n; i++) {
+                kv[i].key = strdup(d[i][0]);
+                kv[i].val = strdup(d[i][1]);
+                if (!kv[i].key || !kv[i].val)
+                        abort();
+        }
+        k->kv = kv;
+        k->n += n;
+}

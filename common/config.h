@@ -120,5 +120,11 @@ void tally_config_usage(FILE *out, const char *prog, const char *about,
 void tally_config_free(const tally_opt *opts, size_t nopts, void *cfg,
                        tally_kafka_props *kafka);
 
+/* Puts n librdkafka properties {key, value} before the ones in k, so that
+ * a program's own defaults still yield to -X and TALLY_KAFKA_* (later
+ * entries win). */
+void tally_kafka_props_prepend(tally_kafka_props *k,
+                               const char *const (*d)[2], size_t n);
+
 /* Parses "250ms", "5s", "2m", "1h", "1d" or bare milliseconds. */
 int tally_duration_parse(const char *s, int64_t *ms);

@@ -119,20 +119,7 @@ static void ingest_kafka_defaults(tally_kafka_props *k)
                 {"fetch.max.bytes", "1000000"},
                 {"queue.buffering.max.kbytes", "8192"},
         };
-        const size_t nd = sizeof(d) / sizeof(*d);
-        tally_kv *kv = realloc(k->kv, (k->n + nd) * sizeof(*kv));
-
-        if (!kv)
-                abort();
-        memmove(kv + nd, kv, k->n * sizeof(*kv));
-        for (size_t i = 0; i < nd; i++) {
-                kv[i].key = strdup(d[i][0]);
-                kv[i].val = strdup(d[i][1]);
-                if (!kv[i].key || !kv[i].val)
-                        abort();
-        }
-        k->kv = kv;
-        k->n += nd;
+        tally_kafka_props_prepend(k, d, sizeof(d) / sizeof(*d));
 }
 
 int main(int argc, char **argv)

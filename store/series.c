@@ -147,6 +147,25 @@ static int64_t id_at(PGresult *res, int row)
         return strtoll(PQgetvalue(res, row, 0), NULL, 10);
 }
 
+/* binary COPY data (id, site, device, metric) of the series of nv whose
+ * skip[i] is 0 (all of them when skip is NULL) */
+static void copy_data(tally_buf *out, const store_series_new *nv, size_t n,
+                      const unsigned char *skip)
+{
+        tally_buf_reset(out);
+        store_copybin_header(out);
+        for (size_t i = 0; i < n; i++) {
+                if (skip && skip[i])
+                        continue;
+                store_copybin_tuple(out, 4);
+                store_copybin_int8(out, nv[i].id);
+                store_copybin_text(out, nv[i].site);
+                store_copybin_text(out, nv[i].device);
+                store_copybin_text(out, nv[i].metric);
+        }
+        store_copybin_trailer(out);
+}
+
 /* The usual way, cheaper than staging: one query for the ids already
  * registered (their names compared here), then the others copied
  * straight into tally.series, in one transaction. STORE_PG_UNIQUE: one
@@ -194,18 +213,7 @@ static store_pg_rc register_direct(PGconn *conn, const store_series_new *nv,
         }
         PQclear(res);
         if (missing) {
-                tally_buf_reset(scratch);
-                store_copybin_header(scratch);
-                for (size_t i = 0; i < n; i++) {
-                        if (bad[i] != ABSENT)
-                                continue;
-                        store_copybin_tuple(scratch, 4);
-                        store_copybin_int8(scratch, nv[i].id);
-                        store_copybin_text(scratch, nv[i].site);
-                        store_copybin_text(scratch, nv[i].device);
-                        store_copybin_text(scratch, nv[i].metric);
-                }
-                store_copybin_trailer(scratch);
+                copy_data(scratch, nv, n, bad);
                 if ((rc = store_pg_copy(conn, "COPY tally.series (id, site,"
                                         " device, metric) FROM STDIN"
                                         " (FORMAT binary)", scratch,
@@ -245,16 +253,7 @@ store_pg_rc store_series_register(PGconn *conn, const store_series_new *nv,
         if (rc != STORE_PG_UNIQUE)
                 return rc;
         memset(bad, 0, n);
-        tally_buf_reset(scratch);
-        store_copybin_header(scratch);
-        for (size_t i = 0; i < n; i++) {
-                store_copybin_tuple(scratch, 4);
-                store_copybin_int8(scratch, nv[i].id);
-                store_copybin_text(scratch, nv[i].site);
-                store_copybin_text(scratch, nv[i].device);
-                store_copybin_text(scratch, nv[i].metric);
-        }
-        store_copybin_trailer(scratch);
+        copy_data(scratch, nv, n, NULL);
         if ((rc = store_pg_exec(conn, "BEGIN; TRUNCATE store_series_stage",
                                 "series begin", err)))
                 goto fail;
