@@ -44,7 +44,7 @@
 #define COPY_ROW_BYTES 192
 #define BATCH_NAME_BYTES 48
 
-static void prefault(void *p, size_t n)
+void store_prefault(void *p, size_t n)
 {
         for (size_t i = 0; i < n; i += 4096)
                 ((volatile char *)p)[i] = 0;
@@ -56,7 +56,7 @@ static void prefault(void *p, size_t n)
 static void reserve_touched(tally_buf *b, size_t n)
 {
         tally_buf_reserve(b, n);
-        prefault(b->data, n);
+        store_prefault(b->data, n);
 }
 
 void store_batch_init(store_batch *b, size_t cap)
@@ -72,11 +72,22 @@ void store_batch_init(store_batch *b, size_t cap)
          * often) does not pay tens of thousands of page faults. Names
          * longer than typical, or several coarse windows, may still grow
          * the buffers past this, once. */
-        prefault(b->rows, cap * sizeof(*b->rows));
+        store_prefault(b->rows, cap * sizeof(*b->rows));
         reserve_touched(&b->names, cap * BATCH_NAME_BYTES);
         reserve_touched(&b->copy, cap * COPY_ROW_BYTES);
         reserve_touched(&b->coarse, cap * (COPY_ROW_BYTES + 8));
         reserve_touched(&b->coarse_new[1], cap * COPY_ROW_BYTES);
+        b->nv_cap = cap;
+        b->nv = malloc(cap * sizeof(*b->nv));
+        b->bad = malloc(cap);
+        b->ckeys_cap = cap;
+        b->ckeys = malloc(cap * sizeof(*b->ckeys));
+        if (!b->nv || !b->bad || !b->ckeys)
+                abort();
+        store_prefault(b->nv, cap * sizeof(*b->nv));
+        store_prefault(b->bad, cap);
+        store_prefault(b->ckeys, cap * sizeof(*b->ckeys));
+        store_coarse_alloc(b);
         store_series_set_init(&b->known);
         store_series_set_init(&b->fresh);
         store_series_set_init(&b->coarse_known);
@@ -90,6 +101,7 @@ void store_batch_free(store_batch *b)
         free(b->nv);
         free(b->bad);
         free(b->ord);
+        free(b->order_keys);
         tally_buf_free(&b->coarse);
         for (int k = 0; k < TALLY_WINDOWS_MAX; k++)
                 tally_buf_free(&b->coarse_new[k]);

@@ -60,6 +60,7 @@ typedef struct store_batch {
         size_t nv_cap;
         uint32_t *ord;                  /* store_coarse_order */
         size_t nord, ord_cap;
+        void *order_keys;               /* its sort keys (cap of them) */
         tally_buf coarse;               /* COPY data: coarse rows to merge */
         size_t ncoarse;                 /* rows in coarse */
         /* COPY data per coarse window k: rows whose (series, bucket) we
@@ -79,7 +80,11 @@ typedef struct store_batch {
  * numbers are in stale[] (count *nstale). */
 #define STORE_PG_STALE (-3)
 
+/* Sizes every buffer of the batch for cap rows and touches them (see
+ * batch.c): its memory is then its bound from the start. */
 void store_batch_init(store_batch *b, size_t cap);
+/* Touches every page of [p, p + n) (memory it will use anyway). */
+void store_prefault(void *p, size_t n);
 void store_batch_free(store_batch *b);
 void store_batch_clear(store_batch *b);
 static inline int store_batch_empty(const store_batch *b)

@@ -28,21 +28,23 @@ static int by_key(const void *pa, const void *pb)
         return a->i < b->i ? -1 : a->i > b->i;
 }
 
+size_t store_coarse_alloc(store_batch *b)
+{
+        b->ord_cap = b->cap;
+        b->ord = malloc(b->cap * sizeof(*b->ord));
+        b->order_keys = malloc(b->cap * sizeof(struct order_key));
+        if (!b->ord || !b->order_keys)
+                abort();
+        store_prefault(b->ord, b->cap * sizeof(*b->ord));
+        store_prefault(b->order_keys, b->cap * sizeof(struct order_key));
+        return b->cap * (sizeof(*b->ord) + sizeof(struct order_key));
+}
+
 void store_coarse_order(store_batch *b)
 {
-        struct order_key *k;
+        struct order_key *k = b->order_keys;
         size_t j = 0;
 
-        if (b->ord_cap < b->n) {
-                free(b->ord);
-                b->ord_cap = b->cap;
-                b->ord = malloc(b->ord_cap * sizeof(*b->ord));
-                if (!b->ord)
-                        abort();
-        }
-        k = malloc((b->n ? b->n : 1) * sizeof(*k));
-        if (!k)
-                abort();
         for (size_t i = 0; i < b->n; i++) {
                 const store_row *r = &b->rows[i];
 
@@ -57,7 +59,6 @@ void store_coarse_order(store_batch *b)
                 b->ord[j++] = k[i].i;
         }
         b->nord = j;
-        free(k);
 }
 
 static void put_edge(tally_buf *out, const tally_rollup_edge *e)

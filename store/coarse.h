@@ -10,6 +10,10 @@
 #include "common/config.h"
 #include "store/batch.h"
 
+/* Allocates the ordering's arrays for b->cap rows (store_batch_init);
+ * store_batch_free frees them. Returns their size in bytes. */
+size_t store_coarse_alloc(store_batch *b);
+
 /* Fills b->ord with the indexes of the newest version of each key,
  * sorted by (series, bucket); sets b->nord. */
 void store_coarse_order(store_batch *b);
