@@ -101,6 +101,23 @@ static int maintain(store_ctx *ctx, PGconn **conn, int first)
         }
 }
 
+/* tally-store's own librdkafka defaults, before -X and TALLY_KAFKA_*
+ * (later entries win): the prefetch per worker queue. In a backlog the
+ * windows close late and the aggregate emits most rollups in one burst;
+ * at the common 200,000 the whole burst sat in memory while the workers
+ * wrote (peak RSS grew with the backlog). 20,000 rollups (~9 MB) per
+ * queue bound it; the worker nudges the fetcher as its queue drains
+ * (worker.c), since librdkafka 2.0.2 stops fetching a full queue's
+ * partitions until its broker thread wakes. */
+static void store_kafka_defaults(tally_kafka_props *k)
+{
+        static const char *const d[][2] = {
+                {"queued.min.messages", STORE_PREFETCH_MSGS},
+        };
+
+        tally_kafka_props_prepend(k, d, sizeof(d) / sizeof(*d));
+}
+
 int main(int argc, char **argv)
 {
         static const tally_group_hooks hooks = {store_assign, NULL};
@@ -120,6 +137,7 @@ int main(int argc, char **argv)
                 "Writes rollups (tally.rollups) into PostgreSQL exactly once and derives the coarser resolutions.",
                               store_opts, NOPTS, &cfg, &cfg.common, argc, argv, &rc))
                 return rc;
+        store_kafka_defaults(&cfg.common.kafka);
         ctx = calloc(1, sizeof(*ctx));
         workers = calloc((size_t)cfg.common.threads, sizeof(*workers));
         if (!ctx || !workers)

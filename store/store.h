@@ -14,6 +14,9 @@
 #include "common/config.h"
 #include "common/group.h"
 
+/* rollups prefetched per worker queue (queued.min.messages default) */
+#define STORE_PREFETCH_MSGS "20000"
+
 typedef struct store_cfg {
         tally_common_cfg common;
         char *pg;                       /* libpq conninfo (secret) */

@@ -37,6 +37,11 @@ struct store_worker {
         uint32_t lost[TALLY_GROUP_MAX_PARTITIONS];  /* gen taken over */
         int64_t epoch[TALLY_GROUP_MAX_PARTITIONS];
         unsigned char at_end[TALLY_GROUP_MAX_PARTITIONS]; /* read to its end */
+        /* the fetcher nudge (see worker_nudge_fetcher) */
+        int64_t prefetch;               /* queued.min.messages in effect */
+        int queue_was_full;
+        int32_t last_part;              /* partition of the last record */
+        int64_t last_nudge_ms;
 };
 
 static void sleep_ms(int64_t ms)
@@ -352,11 +357,51 @@ static int batch_caught_up(const store_worker *w)
         return 1;
 }
 
+/* queued.min.messages as the consumer was configured (the last setting
+ * wins, as in librdkafka); 0 when unreadable: no nudging */
+static int64_t store_prefetch_setting(const tally_kafka_props *k)
+{
+        int64_t v = 100000;             /* librdkafka's default */
+
+        for (size_t i = 0; i < k->n; i++)
+                if (!strcmp(k->kv[i].key, "queued.min.messages"))
+                        v = strtoll(k->kv[i].val, NULL, 10);
+        return v > 0 ? v : 0;
+}
+
+/* librdkafka 2.0.2 stops fetching the partitions of a queue that holds
+ * queued.min.messages and decides again only when its broker thread
+ * wakes (up to a second later). A worker whose queue was near that limit
+ * (it fills while a batch is written) asks for the watermarks of one of
+ * its partitions once the queue is down to half: the request wakes the
+ * leader's broker thread, which fetches again before the queue runs dry. */
+static void worker_nudge_fetcher(store_worker *w, rd_kafka_queue_t *q)
+{
+        int64_t len, lo, hi, now;
+
+        if (w->prefetch <= 0 || w->last_part < 0)
+                return;
+        len = rd_kafka_queue_length(q);
+        if (len * 4 >= w->prefetch * 3)
+                w->queue_was_full = 1;
+        if (!w->queue_was_full || len * 2 > w->prefetch)
+                return;
+        now = tally_now_mono_ms();
+        if (now - w->last_nudge_ms < 5)
+                return;
+        w->queue_was_full = 0;
+        w->last_nudge_ms = now;
+        rd_kafka_query_watermark_offsets(tally_group_rk(w->ctx->group),
+                                         w->ctx->cfg->common.topic_rollups,
+                                         w->last_part, &lo, &hi, 100);
+}
+
 static void *worker_main(void *arg)
 {
         store_worker *w = arg;
         const store_cfg *cfg = w->ctx->cfg;
         rd_kafka_queue_t *q = tally_group_queue(w->ctx->group, w->id);
+        unsigned polled = 0;
         int failed = 0;
 
         /* A batch is written once it is full, once every partition in it
@@ -374,8 +419,12 @@ static void *worker_main(void *arg)
                 if (rkm) {
                         idle = rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF &&
                                rd_kafka_queue_length(q) == 0;
+                        if (rkm->partition >= 0)
+                                w->last_part = rkm->partition;
                         failed = worker_handle(w, rkm) != 0;
                         rd_kafka_message_destroy(rkm);
+                        if ((++polled & 255) == 0)
+                                worker_nudge_fetcher(w, q);
                 }
                 if (!failed && ((due && (!rkm || age >= 4 * cfg->batch_ms)) ||
                                 (idle && batch_caught_up(w))))
@@ -401,6 +450,8 @@ store_worker *store_worker_start(store_ctx *ctx, int id, tally_err *err)
         snprintf(w->who, sizeof(w->who), "worker-%d", id);
         store_batch_init(&w->batch, (size_t)ctx->cfg->batch_max);
         w->reg = store_registrar_start(ctx->cfg->pg, w->who);
+        w->last_part = -1;
+        w->prefetch = store_prefetch_setting(&ctx->cfg->common.kafka);
         if (pthread_create(&w->th, NULL, worker_main, w)) {
                 store_registrar_free(w->reg);
                 store_batch_free(&w->batch);
