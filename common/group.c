@@ -224,6 +224,36 @@ void tally_group_resolve_beginning(tally_group *g,
         }
 }
 
+void tally_nudge_init(tally_nudge *n, tally_group *g)
+{
+        char val[32];
+        size_t sz = sizeof(val);
+
+        memset(n, 0, sizeof(*n));
+        if (rd_kafka_conf_get(rd_kafka_conf(g->rk), "queued.min.messages",
+                              val, &sz) == RD_KAFKA_CONF_OK)
+                n->limit = strtoll(val, NULL, 10);
+        if (n->limit < 0)
+                n->limit = 0;
+}
+
+int tally_nudge_due(tally_nudge *n, int near_full, int64_t len,
+                    int64_t now_ms)
+{
+        if (n->limit <= 0)
+                return 0;
+        if (near_full)
+                n->was_full = 1;
+        /* at most one nudge per 5 ms */
+        return n->was_full && len * 2 <= n->limit && now_ms - n->last_ms >= 5;
+}
+
+void tally_nudge_sent(tally_nudge *n, int64_t now_ms)
+{
+        n->was_full = 0;
+        n->last_ms = now_ms;
+}
+
 void tally_group_close(tally_group *g)
 {
         rd_kafka_consumer_close(g->rk);

@@ -67,5 +67,27 @@ int tally_group_committed(tally_group *g, rd_kafka_topic_partition_list_t *parts
 void tally_group_resolve_beginning(tally_group *g,
                                    rd_kafka_topic_partition_list_t *parts);
 
+/* The fetcher nudge. librdkafka 2.0.2 stops fetching the partitions of a
+ * queue that holds queued.min.messages and decides again only when that
+ * broker's thread wakes (an op, socket I/O, or its 1 s maximum block), so
+ * a bounded prefetch would run dry. Any request to a partition's leader
+ * wakes it; a worker sends one (e.g. rd_kafka_query_watermark_offsets)
+ * when its queue was near the limit and is down to half. This is the
+ * worker's bookkeeping for that; one per worker, its thread only. */
+typedef struct tally_nudge {
+        int64_t limit;                  /* queued.min.messages; 0: off */
+        int was_full;
+        int64_t last_ms;                /* monotonic time of the last nudge */
+} tally_nudge;
+
+/* limit from the group consumer's effective queued.min.messages */
+void tally_nudge_init(tally_nudge *n, tally_group *g);
+/* near_full: the queue was at 3/4 of the limit (or the caller's own sign
+ * of a full queue) at some point since the last call; len: its length
+ * now. 1 when a nudge is due (then call tally_nudge_sent). */
+int tally_nudge_due(tally_nudge *n, int near_full, int64_t len,
+                    int64_t now_ms);
+void tally_nudge_sent(tally_nudge *n, int64_t now_ms);
+
 /* Main thread: leaves the group (revokes everything) and closes rk. */
 void tally_group_close(tally_group *g);

@@ -15,8 +15,6 @@
 #include "common/signals.h"
 
 #define BATCH_MSGS 4096
-/* fewest milliseconds between two nudges of the fetcher */
-#define WAKE_MIN_MS 5
 
 typedef struct ingest_origin {
         uint32_t gen;                   /* group generation state is for */
@@ -60,9 +58,7 @@ struct ingest_worker {
          * saw its queue near that limit nudges the fetcher once the queue
          * is down to half, so the prefetch stays bounded and never runs
          * dry (docs/performance.md, "ingest memory") */
-        int64_t queue_limit;            /* queued.min.messages; 0: off */
-        int queue_was_full;
-        int64_t last_wake_mono;
+        tally_nudge nudge;
         int32_t wake_next;              /* next raw partition to ask */
         /* the nudge is a request/response: a helper thread sends it so
          * the worker never waits for it */
@@ -467,11 +463,10 @@ static void worker_wake_fetcher(ingest_worker *w, ssize_t consumed,
                 return;
         /* near the count limit, or dry right after a full batch (a
          * queue of large messages stops at queued.max.messages.kbytes) */
-        if ((len + consumed) * 4 >= w->queue_limit * 3 ||
-            (consumed == BATCH_MSGS && len == 0))
-                w->queue_was_full = 1;
-        if (!w->queue_was_full || len * 2 > w->queue_limit ||
-            now - w->last_wake_mono < WAKE_MIN_MS)
+        if (!tally_nudge_due(&w->nudge,
+                             (len + consumed) * 4 >= w->nudge.limit * 3 ||
+                             (consumed == BATCH_MSGS && len == 0),
+                             len, now))
                 return;
         for (int32_t k = 0; k < np; k++) {
                 int32_t p = (w->wake_next + k) % np;
@@ -484,8 +479,7 @@ static void worker_wake_fetcher(ingest_worker *w, ssize_t consumed,
                 w->wake_part = p;
                 pthread_cond_signal(&w->wake_cv);
                 pthread_mutex_unlock(&w->wake_mu);
-                w->queue_was_full = 0;
-                w->last_wake_mono = tally_now_mono_ms();
+                tally_nudge_sent(&w->nudge, tally_now_mono_ms());
                 return;
         }
 }
@@ -563,19 +557,11 @@ ingest_worker *ingest_worker_new(ingest_ctx *ctx, int id, tally_err *err)
                         rd_kafka_metadata_destroy(md);
         }
         w->last_flush_mono = w->last_commit_mono = tally_now_mono_ms();
-        {
-                char val[32];
-                size_t sz = sizeof(val);
-
-                if (rd_kafka_conf_get(rd_kafka_conf(tally_group_rk(ctx->group)),
-                                      "queued.min.messages", val, &sz) ==
-                    RD_KAFKA_CONF_OK)
-                        w->queue_limit = strtoll(val, NULL, 10);
-        }
+        tally_nudge_init(&w->nudge, ctx->group);
         pthread_mutex_init(&w->wake_mu, NULL);
         pthread_cond_init(&w->wake_cv, NULL);
         w->wake_part = -1;
-        if (w->queue_limit > 0 &&
+        if (w->nudge.limit > 0 &&
             !pthread_create(&w->waker, NULL, worker_waker_main, w))
                 w->waker_started = 1;
         return w;

@@ -37,11 +37,8 @@ struct store_worker {
         uint32_t lost[TALLY_GROUP_MAX_PARTITIONS];  /* gen taken over */
         int64_t epoch[TALLY_GROUP_MAX_PARTITIONS];
         unsigned char at_end[TALLY_GROUP_MAX_PARTITIONS]; /* read to its end */
-        /* the fetcher nudge (see worker_nudge_fetcher) */
-        int64_t prefetch;               /* queued.min.messages in effect */
-        int queue_was_full;
+        tally_nudge nudge;              /* see worker_nudge_fetcher */
         int32_t last_part;              /* partition of the last record */
-        int64_t last_nudge_ms;
 };
 
 static void sleep_ms(int64_t ms)
@@ -357,40 +354,19 @@ static int batch_caught_up(const store_worker *w)
         return 1;
 }
 
-/* queued.min.messages as the consumer was configured (the last setting
- * wins, as in librdkafka); 0 when unreadable: no nudging */
-static int64_t store_prefetch_setting(const tally_kafka_props *k)
-{
-        int64_t v = 100000;             /* librdkafka's default */
-
-        for (size_t i = 0; i < k->n; i++)
-                if (!strcmp(k->kv[i].key, "queued.min.messages"))
-                        v = strtoll(k->kv[i].val, NULL, 10);
-        return v > 0 ? v : 0;
-}
-
-/* librdkafka 2.0.2 stops fetching the partitions of a queue that holds
- * queued.min.messages and decides again only when its broker thread
- * wakes (up to a second later). A worker whose queue was near that limit
- * (it fills while a batch is written) asks for the watermarks of one of
- * its partitions once the queue is down to half: the request wakes the
- * leader's broker thread, which fetches again before the queue runs dry. */
+/* The fetcher nudge (tally_nudge, common/group.h): the queue fills while
+ * a batch is written; once it is down to half, a watermark request for
+ * one of our partitions wakes the leader's broker thread. */
 static void worker_nudge_fetcher(store_worker *w, rd_kafka_queue_t *q)
 {
-        int64_t len, lo, hi, now;
+        int64_t len = rd_kafka_queue_length(q), lo, hi,
+                now = tally_now_mono_ms();
 
-        if (w->prefetch <= 0 || w->last_part < 0)
+        if (w->last_part < 0 ||
+            !tally_nudge_due(&w->nudge, len * 4 >= w->nudge.limit * 3, len,
+                             now))
                 return;
-        len = rd_kafka_queue_length(q);
-        if (len * 4 >= w->prefetch * 3)
-                w->queue_was_full = 1;
-        if (!w->queue_was_full || len * 2 > w->prefetch)
-                return;
-        now = tally_now_mono_ms();
-        if (now - w->last_nudge_ms < 5)
-                return;
-        w->queue_was_full = 0;
-        w->last_nudge_ms = now;
+        tally_nudge_sent(&w->nudge, now);
         rd_kafka_query_watermark_offsets(tally_group_rk(w->ctx->group),
                                          w->ctx->cfg->common.topic_rollups,
                                          w->last_part, &lo, &hi, 100);
@@ -451,7 +427,7 @@ store_worker *store_worker_start(store_ctx *ctx, int id, tally_err *err)
         store_batch_init(&w->batch, (size_t)ctx->cfg->batch_max);
         w->reg = store_registrar_start(ctx->cfg->pg, w->who);
         w->last_part = -1;
-        w->prefetch = store_prefetch_setting(&ctx->cfg->common.kafka);
+        tally_nudge_init(&w->nudge, ctx->group);
         if (pthread_create(&w->th, NULL, worker_main, w)) {
                 store_registrar_free(w->reg);
                 store_batch_free(&w->batch);
