@@ -1,6 +1,7 @@
 /* common/daemon.h -- the start of every daemon's main: options (table,
- * environment, flags), logging and signal handling, in one call, so each
- * main.c only wires its modules. */
+ * environment, flags), logging, signal handling and the allocator's
+ * large-block policy, in one call, so each main.c only wires its
+ * modules. */
 #pragma once
 #include "common/config.h"
 
