@@ -117,6 +117,7 @@ int main(int argc, char **argv)
                 "Rolls normalized readings (tally.clean) up into event-time windows and writes versioned rollups (tally.rollups).",
                               agg_opts, NOPTS, &cfg, &cfg.common, argc, argv, &rc))
                 return rc;
+        tally_daemon_mmap_threshold((size_t)1 << 20);
         ctx = calloc(1, sizeof(*ctx));
         if (!ctx)
                 abort();

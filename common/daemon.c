@@ -7,19 +7,10 @@
 #include "common/log.h"
 #include "common/signals.h"
 
-/* glibc raises its mmap threshold to the size of each mapped block that
- * is freed (up to 32 MiB). After the first few, librdkafka's fetch,
- * decompression and produce buffers (about a megabyte each, allocated by
- * a broker thread and freed by a worker, or the other way round) came
- * from the heap arenas instead and left them fragmented: the daemons'
- * peak RSS crept up with the length of the input (docs/performance.md,
- * "memory and input length"). A fixed threshold keeps every block of
- * 1 MiB or more in a mapping of its own, returned when it is freed.
- * MALLOC_MMAP_THRESHOLD_ in the environment still decides. */
-static void daemon_malloc_policy(void)
+void tally_daemon_mmap_threshold(size_t bytes)
 {
         if (!getenv("MALLOC_MMAP_THRESHOLD_"))
-                mallopt(M_MMAP_THRESHOLD, 1 << 20);
+                mallopt(M_MMAP_THRESHOLD, (int)bytes);
 }
 
 int tally_daemon_init(const char *prog, const char *daemon, const char *about,
@@ -31,7 +22,6 @@ int tally_daemon_init(const char *prog, const char *daemon, const char *about,
         tally_err err;
         int rc;
 
-        daemon_malloc_policy();
         tally_err_clear(&err);
         rc = tally_config_parse(prog, about, opts, nopts, cfg, &common->kafka,
                                 argc, argv, &err);

@@ -137,6 +137,7 @@ int main(int argc, char **argv)
                 "Writes rollups (tally.rollups) into PostgreSQL exactly once and derives the coarser resolutions.",
                               store_opts, NOPTS, &cfg, &cfg.common, argc, argv, &rc))
                 return rc;
+        tally_daemon_mmap_threshold((size_t)1 << 20);
         store_kafka_defaults(&cfg.common.kafka);
         ctx = calloc(1, sizeof(*ctx));
         workers = calloc((size_t)cfg.common.threads, sizeof(*workers));
