@@ -5,10 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tally_buf_reserve(tally_buf *b, size_t extra)
+void tally_buf_grow(tally_buf *b, size_t extra)
 {
         size_t need = b->len + extra, cap = b->cap ? b->cap : 256;
 
+        if (need < b->len)
+                abort();        /* size_t overflow: a caller's bug */
         if (need <= b->cap)
                 return;
         while (cap < need)
@@ -17,21 +19,6 @@ void tally_buf_reserve(tally_buf *b, size_t extra)
         if (!b->data)
                 abort();
         b->cap = cap;
-}
-
-void tally_buf_append(tally_buf *b, const void *p, size_t n)
-{
-        if (!n)
-                return;
-        tally_buf_reserve(b, n);
-        memcpy(b->data + b->len, p, n);
-        b->len += n;
-}
-
-void tally_buf_putc(tally_buf *b, unsigned char c)
-{
-        tally_buf_reserve(b, 1);
-        b->data[b->len++] = c;
 }
 
 void tally_buf_printf(tally_buf *b, const char *fmt, ...)
@@ -49,32 +36,6 @@ void tally_buf_printf(tally_buf *b, const char *fmt, ...)
         vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
         va_end(ap);
         b->len += (size_t)n;
-}
-
-void tally_buf_put_uvarint(tally_buf *b, uint64_t v)
-{
-        tally_buf_reserve(b, 10);
-        while (v >= 0x80) {
-                b->data[b->len++] = (unsigned char)(v | 0x80);
-                v >>= 7;
-        }
-        b->data[b->len++] = (unsigned char)v;
-}
-
-void tally_buf_put_svarint(tally_buf *b, int64_t v)
-{
-        tally_buf_put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-void tally_buf_put_f64(tally_buf *b, double v)
-{
-        uint64_t u;
-        unsigned char out[8];
-
-        memcpy(&u, &v, 8);
-        for (int i = 0; i < 8; i++)
-                out[i] = (unsigned char)(u >> (8 * i));
-        tally_buf_append(b, out, 8);
 }
 
 void tally_buf_free(tally_buf *b)
