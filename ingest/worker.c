@@ -50,7 +50,7 @@ struct ingest_worker {
         tally_buf scratch;
         /* the clean partition of the last device seen: the readings of a
          * device report share their device, and hashing it for each took
-         * ~8 % of the worker (a copy of the bytes, not the pointer: the
+         * ~5 % of the worker (a copy of the bytes, not the pointer: the
          * decoder may reuse its buffers) */
         char last_dev[TALLY_NAME_MAX];
         uint16_t last_dev_len;          /* 0: none */
