@@ -324,8 +324,8 @@ static void *worker_main(void *arg)
         tally_err err;
 
         while (!tally_stop_requested() && !w->fatal && !w->prod.failed) {
-                ssize_t n = rd_kafka_consume_batch_queue(w->queue, 50, msgs,
-                                                         BATCH_MSGS);
+                ssize_t n = tally_kafka_consume_batch(w->queue, 50, msgs,
+                                                      BATCH_MSGS);
                 int64_t now;
 
                 for (ssize_t i = 0; i < n; i++) {

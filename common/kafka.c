@@ -7,6 +7,20 @@
 #include "common/log.h"
 #include "common/signals.h"
 
+ssize_t tally_kafka_consume_batch(rd_kafka_queue_t *q, int timeout_ms,
+                                  rd_kafka_message_t **msgs, size_t max)
+{
+        ssize_t n = rd_kafka_consume_batch_queue(q, 0, msgs, max);
+
+        if (n || !max)
+                return n;
+        msgs[0] = rd_kafka_consume_queue(q, timeout_ms);
+        if (!msgs[0])
+                return 0;
+        n = rd_kafka_consume_batch_queue(q, 0, msgs + 1, max - 1);
+        return n > 0 ? n + 1 : 1;
+}
+
 int64_t tally_now_mono_ms(void)
 {
         struct timespec ts;

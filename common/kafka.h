@@ -4,6 +4,8 @@
  * never auto-creates. Owns nothing after return: conf objects go to
  * rd_kafka_new, which takes them. */
 #pragma once
+#include <sys/types.h>
+
 #include <librdkafka/rdkafka.h>
 
 #include "common/ckpt.h"
@@ -35,6 +37,15 @@ rd_kafka_t *tally_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf,
  * (reason "missing_topic" when it does not exist). */
 int tally_kafka_partitions(rd_kafka_t *rk, const char *topic, int *count,
                            int timeout_ms, tally_err *err);
+
+/* Up to max messages of q: those queued now, without waiting for more;
+ * only when none is queued, waits up to timeout_ms for the first one.
+ * (rd_kafka_consume_batch_queue waits until the whole batch is there or
+ * the timeout passes: a worker that found a partly filled queue slept
+ * its 50 ms, ~0.1 s of a 0.45 s aggregate run.) Returns the count, 0 on
+ * timeout, -1 on error (errno). */
+ssize_t tally_kafka_consume_batch(rd_kafka_queue_t *q, int timeout_ms,
+                                  rd_kafka_message_t **msgs, size_t max);
 
 /* Milliseconds of CLOCK_MONOTONIC, for timers (never for event time). */
 int64_t tally_now_mono_ms(void);
