@@ -506,6 +506,30 @@ static void worker_wake_fetcher(ingest_worker *w, ssize_t consumed,
         }
 }
 
+/* How long the next consume may wait for input: up to the next flush
+ * while readings wait in batches, ~5 ms while records wait for their
+ * acknowledgement, up to the next commit while acknowledged checkpoints
+ * wait for it, 50 ms when there is nothing to do. (A fixed 50 ms put up
+ * to three waits, flush, acks and commit, between the last message and
+ * its commit.) */
+static int worker_wait_ms(const ingest_worker *w, int64_t now)
+{
+        int64_t t = 50;
+
+        if (w->pending_bytes) {
+                int64_t due = w->last_flush_mono + w->cfg->flush_ms - now;
+                if (due < t)
+                        t = due;
+        }
+        if (w->ckq.head) {
+                int64_t due = tally_ckpt_pending(&w->ckq) > 0 ? 5 :
+                              w->last_commit_mono + w->cfg->commit_ms - now;
+                if (due < t)
+                        t = due;
+        }
+        return t < 0 ? 0 : (int)t;
+}
+
 static void *worker_main(void *arg)
 {
         ingest_worker *w = arg;
@@ -513,12 +537,14 @@ static void *worker_main(void *arg)
         tally_err err;
 
         while (!tally_stop_requested() && !w->fatal && !w->prod.failed) {
-                /* waits for a whole batch (or 50 ms), unlike aggregate
-                 * (tally_kafka_consume_batch): taking what was queued made
-                 * 2 threads slower, 1.27-1.70 s against 1.11-1.18 s, with
-                 * librdkafka's threads at up to 1.8 x the CPU */
-                ssize_t n = rd_kafka_consume_batch_queue(w->queue, 50, msgs,
-                                                         BATCH_MSGS);
+                /* waits for a whole batch (or the timeout), unlike
+                 * aggregate (tally_kafka_consume_batch): taking what was
+                 * queued made 2 threads slower, 1.27-1.70 s against
+                 * 1.11-1.18 s, with librdkafka's threads at up to 1.8 x
+                 * the CPU */
+                ssize_t n = rd_kafka_consume_batch_queue(
+                        w->queue, worker_wait_ms(w, tally_now_mono_ms()), msgs,
+                        BATCH_MSGS);
                 int64_t now = tally_now_mono_ms();
 
                 for (ssize_t i = 0; i < n; i++) {
