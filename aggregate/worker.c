@@ -317,6 +317,25 @@ static void worker_commit(agg_worker *w, int sync)
                                w->id, err.msg);
 }
 
+/* How long the next consume may wait for input: up to the next emission,
+ * ~5 ms while rollups wait for their acknowledgement, up to the next
+ * commit while acknowledged checkpoints wait for it, else 50 ms. (A fixed
+ * 50 ms could hold a closed window's rollups back by that much.) */
+static int worker_wait_ms(const agg_worker *w, int64_t now)
+{
+        int64_t t = w->last_emit_mono + w->cfg->emit_ms - now;
+
+        if (t > 50)
+                t = 50;
+        if (w->ckq.head) {
+                int64_t due = tally_ckpt_pending(&w->ckq) > 0 ? 5 :
+                              w->last_commit_mono + w->cfg->commit_ms - now;
+                if (due < t)
+                        t = due;
+        }
+        return t < 0 ? 0 : (int)t;
+}
+
 static void *worker_main(void *arg)
 {
         agg_worker *w = arg;
@@ -324,8 +343,9 @@ static void *worker_main(void *arg)
         tally_err err;
 
         while (!tally_stop_requested() && !w->fatal && !w->prod.failed) {
-                ssize_t n = tally_kafka_consume_batch(w->queue, 50, msgs,
-                                                      BATCH_MSGS);
+                ssize_t n = tally_kafka_consume_batch(
+                        w->queue, worker_wait_ms(w, tally_now_mono_ms()), msgs,
+                        BATCH_MSGS);
                 int64_t now;
 
                 for (ssize_t i = 0; i < n; i++) {
