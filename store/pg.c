@@ -2,6 +2,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,7 +19,12 @@ static void pg_notice(void *arg, const char *msg)
 
 PGconn *store_pg_connect(const char *conninfo, tally_err *err)
 {
-        PGconn *conn = PQconnectdb(conninfo);
+        /* keywords are applied in order and the conninfo (expanded from
+         * dbname) comes last, so a connect_timeout in it wins */
+        const char *const keys[] = {"connect_timeout", "dbname", NULL};
+        const char *const vals[] = {STORE_PG_CONNECT_TIMEOUT, conninfo, NULL};
+        int skip = getenv("PGCONNECT_TIMEOUT") != NULL;
+        PGconn *conn = PQconnectdbParams(keys + skip, vals + skip, 1);
 
         if (PQstatus(conn) != CONNECTION_OK) {
                 char msg[400];

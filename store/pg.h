@@ -18,7 +18,11 @@ typedef enum store_pg_rc {
                                  * try an insert that may conflict */
 } store_pg_rc;
 
-/* Connects (blocking). Returns NULL with err set. */
+/* Connects (blocking, at most STORE_PG_CONNECT_TIMEOUT seconds unless
+ * the conninfo or PGCONNECT_TIMEOUT says otherwise: libpq's own default
+ * waits on an unanswered host as long as TCP does, minutes, and a
+ * connect cannot be interrupted by SIGTERM). Returns NULL with err set. */
+#define STORE_PG_CONNECT_TIMEOUT "10"
 PGconn *store_pg_connect(const char *conninfo, tally_err *err);
 
 /* Connects, retrying with backoff (100 ms doubling to 5 s) until it works
