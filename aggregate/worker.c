@@ -32,7 +32,6 @@ struct agg_worker {
         int fatal;
         tally_producer prod;
         rd_kafka_queue_t *queue;        /* borrowed from the group */
-        rd_kafka_topic_t *rollups_topic; /* held so its metadata stays known */
         agg_pstate *ps;                 /* [clean_partitions] */
         tally_ckpt_queue ckq;
         tally_ckpt_pos *snap;           /* [clean_partitions] scratch */
@@ -369,31 +368,6 @@ static void *worker_main(void *arg)
         return NULL;
 }
 
-/* Learns the rollups topic's partitions now, while the group is still
- * joining. Without this, librdkafka 2.0.2 created the topic locally at
- * the first rollup and asked for its partitions only at its next 1 s
- * topic scan; meanwhile the rollups filled the producer queue and the
- * worker stopped (aggregate alone: ~0.9 s of a 1.2 s run). Best effort,
- * bounded to 1 s for a broker that is down at start:
- * on failure librdkafka finds the topic itself, as before. */
-static void worker_warm_metadata(agg_worker *w)
-{
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e;
-
-        w->rollups_topic = rd_kafka_topic_new(w->prod.rk,
-                                              w->cfg->common.topic_rollups, NULL);
-        if (!w->rollups_topic)
-                return;
-        e = rd_kafka_metadata(w->prod.rk, 0, w->rollups_topic, &md, 1000);
-        if (e)
-                tally_log_warn("metadata_failed", "worker=%d topic=%s error=\"%s\"",
-                               w->id, w->cfg->common.topic_rollups,
-                               rd_kafka_err2str(e));
-        else
-                rd_kafka_metadata_destroy(md);
-}
-
 agg_worker *agg_worker_new(agg_ctx *ctx, int id, tally_err *err)
 {
         agg_worker *w = calloc(1, sizeof(*w));
@@ -415,7 +389,11 @@ agg_worker *agg_worker_new(agg_ctx *ctx, int id, tally_err *err)
                 agg_worker_free(w);
                 return NULL;
         }
-        worker_warm_metadata(w);
+        /* while the group is still joining (aggregate alone: the first
+         * rollups had waited ~0.9 s of a 1.2 s run for the rollups
+         * topic's partitions) */
+        tally_producer_warm(&w->prod, w->cfg->common.topic_rollups, 1000);
+        tally_producer_warm(&w->prod, w->cfg->common.topic_dlq, 1000);
         w->last_commit_mono = w->last_emit_mono = tally_now_mono_ms();
         return w;
 }
@@ -424,8 +402,6 @@ void agg_worker_free(agg_worker *w)
 {
         if (!w)
                 return;
-        if (w->rollups_topic)
-                rd_kafka_topic_destroy(w->rollups_topic);
         tally_producer_close(&w->prod, 10000);
         tally_ckpt_queue_free(&w->ckq);
         for (int32_t p = 0; w->ps && p < w->ctx->clean_partitions; p++)

@@ -31,12 +31,33 @@ int tally_producer_init(tally_producer *p, const tally_common_cfg *c,
 
         p->failed = 0;
         p->rk = NULL;
+        p->ntopics = 0;
         if (!conf)
                 return -1;
         rd_kafka_conf_set_opaque(conf, p);
         rd_kafka_conf_set_dr_msg_cb(conf, producer_dr_cb);
         p->rk = tally_kafka_new(RD_KAFKA_PRODUCER, conf, err);
         return p->rk ? 0 : -1;
+}
+
+void tally_producer_warm(tally_producer *p, const char *topic, int timeout_ms)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt;
+        rd_kafka_resp_err_t e;
+
+        if (p->ntopics == TALLY_PRODUCER_TOPICS)
+                return;
+        rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+        if (!rkt)
+                return;
+        p->topics[p->ntopics++] = rkt;
+        e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+        if (e)
+                tally_log_warn("metadata_failed", "topic=%s error=\"%s\"", topic,
+                               rd_kafka_err2str(e));
+        else
+                rd_kafka_metadata_destroy(md);
 }
 
 int tally_producer_send(tally_producer *p, const char *topic,
@@ -72,6 +93,8 @@ void tally_producer_close(tally_producer *p, int timeout_ms)
         if (rd_kafka_flush(p->rk, timeout_ms))
                 tally_log_warn("producer_unflushed", "pending=%d",
                                rd_kafka_outq_len(p->rk));
+        while (p->ntopics > 0)
+                rd_kafka_topic_destroy(p->topics[--p->ntopics]);
         rd_kafka_destroy(p->rk);
         p->rk = NULL;
 }

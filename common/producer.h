@@ -13,15 +13,26 @@
 #include "common/config.h"
 #include "common/err.h"
 
+#define TALLY_PRODUCER_TOPICS 4
+
 typedef struct tally_producer {
         rd_kafka_t *rk;
         int failed;
         tally_err err;                  /* the first delivery failure */
+        rd_kafka_topic_t *topics[TALLY_PRODUCER_TOPICS]; /* tally_producer_warm */
+        int ntopics;
 } tally_producer;
 
 /* Creates the producer; returns 0 or -1 (err). */
 int tally_producer_init(tally_producer *p, const tally_common_cfg *c,
                         tally_err *err);
+/* Learns topic's partitions now and keeps them known. librdkafka 2.0.2
+ * otherwise asks for a new topic's partitions only on its 1 s metadata
+ * timer, after the first record for it: the first batches (or the first
+ * dead letter) waited, and filled the bounded producer buffer meanwhile.
+ * Best effort, at most timeout_ms (a broker down at start): on failure
+ * (logged) the timer still does it. */
+void tally_producer_warm(tally_producer *p, const char *topic, int timeout_ms);
 /* Produces a copy of buf to topic/partition (RD_KAFKA_PARTITION_UA for the
  * partitioner) with key; counts it in c (may be NULL). Polls while the
  * local queue is full. Returns 0 or -1 (err). */

@@ -75,7 +75,6 @@ struct ingest_worker {
         pthread_cond_t wake_cv;
         int32_t wake_part;              /* -1: none asked; guarded by wake_mu */
         int wake_stop;                  /* guarded by wake_mu */
-        rd_kafka_topic_t *clean_rkt;    /* keeps the clean topic known */
 };
 
 static void *worker_waker_main(void *arg)
@@ -596,18 +595,8 @@ ingest_worker *ingest_worker_new(ingest_ctx *ctx, int id, tally_err *err)
                 abort();
         if (tally_producer_init(&w->prod, &ctx->cfg->common, err))
                 goto fail;
-        /* a producer learns a new topic's partitions on its 1 s metadata
-         * timer: ask now, so the first batches do not wait (and fill the
-         * bounded producer buffer) for up to a second. Best effort: on a
-         * failure the timer still does it. */
-        w->clean_rkt = rd_kafka_topic_new(w->prod.rk, ctx->cfg->common.topic_clean,
-                                          NULL);
-        if (w->clean_rkt) {
-                const struct rd_kafka_metadata *md = NULL;
-
-                if (!rd_kafka_metadata(w->prod.rk, 0, w->clean_rkt, &md, 5000))
-                        rd_kafka_metadata_destroy(md);
-        }
+        tally_producer_warm(&w->prod, ctx->cfg->common.topic_clean, 5000);
+        tally_producer_warm(&w->prod, ctx->cfg->common.topic_dlq, 1000);
         w->last_flush_mono = w->last_commit_mono = tally_now_mono_ms();
         tally_nudge_init(&w->nudge, ctx->group);
         pthread_mutex_init(&w->wake_mu, NULL);
@@ -635,8 +624,6 @@ void ingest_worker_free(ingest_worker *w)
                 pthread_mutex_destroy(&w->wake_mu);
                 pthread_cond_destroy(&w->wake_cv);
         }
-        if (w->clean_rkt)
-                rd_kafka_topic_destroy(w->clean_rkt);
         tally_producer_close(&w->prod, 10000);
         tally_ckpt_queue_free(&w->ckq);
         free(w->snap);
