@@ -20,7 +20,7 @@
 static const tally_opt store_opts[] = {
         TALLY_COMMON_OPTS(store_cfg),
         {"pg", TALLY_OPT_STR, "dbname=tally", offsetof(store_cfg, pg),
-         "PostgreSQL connection string (libpq conninfo or URI)", 0, 0, 1},
+         "PostgreSQL connection string (libpq conninfo or URI; connect_timeout defaults to 10 s)", 0, 0, 1},
         {"group", TALLY_OPT_STR, "tally-store", offsetof(store_cfg, group),
          "consumer group id", 0, 0, 0},
         {"batch-max", TALLY_OPT_INT, "100000", offsetof(store_cfg, batch_max),
