@@ -324,15 +324,8 @@ static int worker_wait_ms(const agg_worker *w, int64_t now)
 {
         int64_t t = w->last_emit_mono + w->cfg->emit_ms - now;
 
-        if (t > 50)
-                t = 50;
-        if (w->ckq.head) {
-                int64_t due = tally_ckpt_pending(&w->ckq) > 0 ? 5 :
-                              w->last_commit_mono + w->cfg->commit_ms - now;
-                if (due < t)
-                        t = due;
-        }
-        return t < 0 ? 0 : (int)t;
+        return tally_ckpt_wait_ms(&w->ckq, w->last_commit_mono,
+                                  w->cfg->commit_ms, now, t > 50 ? 50 : t);
 }
 
 static void *worker_main(void *arg)

@@ -77,6 +77,20 @@ long tally_ckpt_pending(const tally_ckpt_queue *q)
         return n;
 }
 
+int tally_ckpt_wait_ms(const tally_ckpt_queue *q, int64_t last_commit_ms,
+                       int64_t commit_ms, int64_t now_ms, int64_t limit_ms)
+{
+        int64_t t = limit_ms;
+
+        if (q->head) {
+                int64_t due = tally_ckpt_pending(q) > 0 ? 5 :
+                              last_commit_ms + commit_ms - now_ms;
+                if (due < t)
+                        t = due;
+        }
+        return t < 0 ? 0 : (int)t;
+}
+
 void tally_ckpt_queue_free(tally_ckpt_queue *q)
 {
         while (q->head) {

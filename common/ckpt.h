@@ -35,4 +35,10 @@ void tally_ckpt_seal(tally_ckpt_queue *q, const tally_ckpt_pos *pos, int n);
 int tally_ckpt_pop_done(tally_ckpt_queue *q, tally_ckpt_pos **pos);
 /* Records not yet acknowledged in sealed and open checkpoints. */
 long tally_ckpt_pending(const tally_ckpt_queue *q);
+/* How long a worker may wait for input before the queue needs it again:
+ * ~5 ms while sealed records wait for their acknowledgement, until
+ * last_commit_ms + commit_ms while acknowledged checkpoints wait for a
+ * commit; at most limit_ms, never below 0. */
+int tally_ckpt_wait_ms(const tally_ckpt_queue *q, int64_t last_commit_ms,
+                       int64_t commit_ms, int64_t now_ms, int64_t limit_ms);
 void tally_ckpt_queue_free(tally_ckpt_queue *q);

@@ -520,13 +520,8 @@ static int worker_wait_ms(const ingest_worker *w, int64_t now)
                 if (due < t)
                         t = due;
         }
-        if (w->ckq.head) {
-                int64_t due = tally_ckpt_pending(&w->ckq) > 0 ? 5 :
-                              w->last_commit_mono + w->cfg->commit_ms - now;
-                if (due < t)
-                        t = due;
-        }
-        return t < 0 ? 0 : (int)t;
+        return tally_ckpt_wait_ms(&w->ckq, w->last_commit_mono,
+                                  w->cfg->commit_ms, now, t);
 }
 
 static void *worker_main(void *arg)

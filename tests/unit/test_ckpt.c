@@ -1,5 +1,5 @@
-/* Checkpoints complete in order and only when every record is acked; the
- * commit metadata of ingest and aggregate round-trips and rejects junk. */
+/* Checkpoints complete in order and only when every record is acked; a
+ * worker's wait follows what its queue needs next; the commit metadata of ingest and aggregate round-trips and rejects junk. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,6 +69,30 @@ static void test_empty_and_open(void **state)
         tally_ckpt_queue_free(&q);
 }
 
+static void test_wait_ms(void **state)
+{
+        tally_ckpt_queue q = {0};
+        tally_ckpt_pos p = {0, 5, 0};
+        tally_ckpt *c;
+
+        (void)state;
+        /* nothing in flight: the caller's limit */
+        assert_int_equal(tally_ckpt_wait_ms(&q, 1000, 500, 1100, 50), 50);
+        assert_int_equal(tally_ckpt_wait_ms(&q, 1000, 500, 1100, -3), 0);
+        /* a sealed record waits for its acknowledgement: ~5 ms */
+        c = tally_ckpt_open(&q);
+        tally_ckpt_sent(c);
+        tally_ckpt_seal(&q, &p, 1);
+        assert_int_equal(tally_ckpt_wait_ms(&q, 1000, 500, 1100, 50), 5);
+        assert_int_equal(tally_ckpt_wait_ms(&q, 1000, 500, 1100, 2), 2);
+        /* acknowledged: until the commit falls due, never below 0 */
+        tally_ckpt_acked(c);
+        assert_int_equal(tally_ckpt_wait_ms(&q, 1000, 500, 1480, 50), 20);
+        assert_int_equal(tally_ckpt_wait_ms(&q, 1000, 500, 1300, 50), 50);
+        assert_int_equal(tally_ckpt_wait_ms(&q, 1000, 500, 1600, 50), 0);
+        tally_ckpt_queue_free(&q);
+}
+
 static void test_ingest_meta(void **state)
 {
         char buf[128];
@@ -116,6 +140,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_in_order),
                 cmocka_unit_test(test_empty_and_open),
+                cmocka_unit_test(test_wait_ms),
                 cmocka_unit_test(test_ingest_meta),
                 cmocka_unit_test(test_agg_meta),
         };
