@@ -2,6 +2,9 @@
 # tests/integration/test_gen.sh -- tally-gen and tally-devbroker:
 #   - same options and seed give byte-identical output; another seed differs
 #   - --expect is consistent (each resolution counts every accepted point)
+#   - live (--start now): event time keeps up with the wall clock when
+#     --rate allows the model's rate, and a --rate below it is warned of
+#     and shows in max_behind_ms
 #   - produced to the devbroker, every message arrives (counted with kcat),
 #     each device in one partition, record timestamps as the model says
 #   - an unknown topic is an error and is not created
@@ -70,6 +73,25 @@ check "expect-dlq: too_late matches the summary" \
         [ "$(awk -F'\t' '$1 == "too_late" {print $2}' "$WORK/d1")" = "$too_late" ]
 check "expect-dlq: has malformed_json and decompression_failed rows" \
         grep -q -e '^malformed_json' -e '^decompression_failed' "$WORK/d1"
+
+# ---- live pacing (stdout) -----------------------------------------------
+# 100 devices every 31 ms (--rate-per-device 32 rounds to 31 ms): 3225.8
+# reports/s; --rate 3000 falls ~7 % behind, about 200 ms in 3 s
+live=(--out stdout --start now --devices 100 --rate-per-device 32 --duration 3s)
+"$GEN" "${live[@]}" --rate 3226 >/dev/null 2>"$WORK/live1" || bad "live run 1 exit"
+"$GEN" "${live[@]}" --rate 3000 >/dev/null 2>"$WORK/live2" || bad "live run 2 exit"
+echo "# max_behind_ms: $(field max_behind_ms "$WORK/live1") at --rate 3226," \
+     "$(field max_behind_ms "$WORK/live2") at --rate 3000"
+no_warning() { ! grep -q rate_below_model "$1"; }
+check "live: no warning when --rate allows the model's rate" \
+        no_warning "$WORK/live1"
+check "live: keeps up with the wall clock (max_behind_ms < 100)" \
+        [ "$(field max_behind_ms "$WORK/live1")" -lt 100 ]
+check "live: a --rate below the model's is warned of" \
+        grep -q "msg=rate_below_model rate=3000 model_reports_per_s=3225" \
+        "$WORK/live2"
+check "live: and falls behind (max_behind_ms >= 100)" \
+        [ "$(field max_behind_ms "$WORK/live2")" -ge 100 ]
 
 # ---- kafka ---------------------------------------------------------------
 broker_start --partitions-raw 8 || { echo "FAIL - broker_start"; exit 1; }

@@ -88,6 +88,8 @@ static const char gen_about[] =
 typedef struct gen_stats {
         int64_t messages, reports, points, bytes;
         int64_t delivered, failed;
+        int64_t max_behind_ms;          /* --start now: wall - event time */
+        int live;                       /* --start now */
         char first_error[256];
 } gen_stats;
 
@@ -203,8 +205,12 @@ static void gen_log_counts(const char *msg, const gen_stats *st,
         const int64_t *dlq = gen_expect_dlq(ex);
         double secs = elapsed_ms > 0 ? elapsed_ms / 1000.0 : 0.001;
         char rej[512];
+        char behind[48] = "";
         size_t n = 0;
 
+        if (st->live)
+                snprintf(behind, sizeof(behind), " max_behind_ms=%lld",
+                         (long long)st->max_behind_ms);
         rej[0] = '\0';
         for (int r = 1; r < GEN_R_COUNT; r++) {
                 if (r == GEN_R_TOO_LATE || !dlq[r])
@@ -217,13 +223,13 @@ static void gen_log_counts(const char *msg, const gen_stats *st,
         }
         tally_log_info(msg, "messages=%lld reports=%lld points=%lld "
                        "bytes=%lld accepted=%lld too_late=%lld%s "
-                       "elapsed_ms=%lld msgs_per_s=%.0f reports_per_s=%.0f",
+                       "elapsed_ms=%lld msgs_per_s=%.0f reports_per_s=%.0f%s",
                        (long long)st->messages, (long long)st->reports,
                        (long long)st->points, (long long)st->bytes,
                        (long long)gen_expect_accepted(ex),
                        (long long)dlq[GEN_R_TOO_LATE], rej,
                        (long long)elapsed_ms, st->messages / secs,
-                       st->reports / secs);
+                       st->reports / secs, behind);
 }
 
 /* key<TAB>payload: JSON as is; base64 after "gz:" for bytes that start
@@ -325,6 +331,16 @@ int main(int argc, char **argv)
                 goto out;
         }
         model_ok = 1;
+        st.live = start_now;
+        if (start_now && cfg.rate > 0 && !model.all_shapes &&
+            cfg.rate * model.interval_ms < model.devices * 1000)
+                tally_log_warn("rate_below_model", "rate=%lld model_reports_per_s"
+                               "=%lld interval_ms=%lld: event time falls "
+                               "behind the wall clock",
+                               (long long)cfg.rate,
+                               (long long)(model.devices * 1000 /
+                                           model.interval_ms),
+                               (long long)model.interval_ms);
         ex = gen_expect_new(&model, &cfg.common.windows,
                             cfg.common.disorder_ms, cfg.common.lateness_ms,
                             cfg.max_past_ms, cfg.max_future_ms,
@@ -410,12 +426,18 @@ int main(int argc, char **argv)
                                 if (due_at > now)
                                         sleep_ms(due_at - now);
                                 if (start_now) {
-                                        /* never ahead of the wall clock */
-                                        int64_t ahead = gen_model_nominal(
+                                        /* never ahead of the wall clock;
+                                         * how far behind it is logged */
+                                        int64_t wall = tally_now_wall_ms(),
+                                                ahead = gen_model_nominal(
                                                 &model, g + 1 <
                                                 model.total_reports ? g + 1 : g)
-                                                - tally_now_wall_ms();
+                                                - wall,
+                                                behind = wall -
+                                                gen_model_nominal(&model, g);
 
+                                        if (behind > st.max_behind_ms)
+                                                st.max_behind_ms = behind;
                                         if (ahead > 0)
                                                 sleep_ms(ahead);
                                 }
