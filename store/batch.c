@@ -91,6 +91,8 @@ void store_batch_init(store_batch *b, size_t cap)
         store_series_set_init(&b->known);
         store_series_set_init(&b->fresh);
         store_series_set_init(&b->coarse_known);
+        b->coarse_latest = INT64_MIN;
+        b->coarse_prune_at = STORE_COARSE_PRUNE_MIN;
 }
 
 void store_batch_free(store_batch *b)

@@ -38,6 +38,13 @@ typedef struct store_row {
         int refused;                    /* series id taken: dead-letter */
 } store_row;
 
+/* a coarse row's key (series, bucket, window) and when to forget it:
+ * the bucket's end plus one coarse window */
+typedef struct store_coarse_key {
+        int64_t key;
+        int64_t forget_ms;
+} store_coarse_key;
+
 typedef struct store_batch_part {
         int32_t partition;
         int64_t next_offset;            /* last offset in the batch + 1 */
@@ -67,9 +74,14 @@ typedef struct store_batch {
          * have not written before, copied straight into the table */
         tally_buf coarse_new[TALLY_WINDOWS_MAX];
         size_t nnew[TALLY_WINDOWS_MAX];
-        store_series_set coarse_known;  /* keys of coarse rows we wrote */
-        int64_t *ckeys;                 /* this batch's coarse row keys */
+        /* keys of coarse rows we wrote, each with the time after which
+         * it is forgotten (store_coarse_mark_known) */
+        store_series_set coarse_known;
+        store_coarse_key *ckeys;        /* this batch's coarse row keys */
         size_t nckeys, ckeys_cap;
+        int64_t split_latest;           /* newest finest start of the batch */
+        int64_t coarse_latest;          /* ... of all committed batches */
+        size_t coarse_prune_at;         /* coarse_known size to prune at */
         int merged_in_sql;              /* last write took the SQL path */
         /* timings of the last written batch, for the debug log */
         int64_t ms_fence, ms_merge, ms_commit;

@@ -140,8 +140,8 @@ static int64_t coarse_key(int64_t series, int64_t bucket, int k)
         return x ? (int64_t)x : 1;
 }
 
-static void emit(store_batch *b, int k, int64_t series, int64_t cb,
-                 const store_agg *m)
+static void emit(store_batch *b, int k, int64_t ms, int64_t series,
+                 int64_t cb, const store_agg *m)
 {
         int64_t key = coarse_key(series, cb, k);
         uint64_t check;
@@ -152,7 +152,8 @@ static void emit(store_batch *b, int k, int64_t series, int64_t cb,
                 if (!b->ckeys)
                         abort();
         }
-        b->ckeys[b->nckeys++] = key;
+        b->ckeys[b->nckeys].key = key;
+        b->ckeys[b->nckeys++].forget_ms = cb + 2 * ms;
         if (store_series_set_find(&b->coarse_known, key, &check)) {
                 store_copybin_tuple(&b->coarse, 18);
                 store_copybin_int4(&b->coarse, k);
@@ -169,6 +170,10 @@ void store_coarse_split(store_batch *b, const tally_windows *w)
 {
         b->nckeys = 0;
         b->ncoarse = 0;
+        b->split_latest = INT64_MIN;
+        for (size_t i = 0; i < b->nord; i++)
+                if (b->rows[b->ord[i]].start_ms > b->split_latest)
+                        b->split_latest = b->rows[b->ord[i]].start_ms;
         tally_buf_reset(&b->coarse);
         store_copybin_header(&b->coarse);
         for (int k = 1; k < w->n; k++) {
@@ -187,7 +192,7 @@ void store_coarse_split(store_batch *b, const tally_windows *w)
 
                         if (m.count && (!row || row->series != series ||
                                         s != cb)) {
-                                emit(b, k, series, cb, &m);
+                                emit(b, k, w->ms[k], series, cb, &m);
                                 m.count = 0;
                         }
                         if (!row)
@@ -203,6 +208,20 @@ void store_coarse_split(store_batch *b, const tally_windows *w)
 
 void store_coarse_mark_known(store_batch *b)
 {
-        for (size_t i = 0; i < b->nckeys; i++)
-                store_series_set_put(&b->coarse_known, b->ckeys[i], 0);
+        size_t left;
+
+        for (size_t i = 0; i < b->nckeys; i++) {
+                int64_t f = b->ckeys[i].forget_ms;
+
+                store_series_set_put(&b->coarse_known, b->ckeys[i].key,
+                                     f > 0 ? (uint64_t)f : 0);
+        }
+        if (b->split_latest > b->coarse_latest)
+                b->coarse_latest = b->split_latest;
+        if (b->coarse_known.used < b->coarse_prune_at || b->coarse_latest < 0)
+                return;
+        left = store_series_set_drop_below(&b->coarse_known,
+                                           (uint64_t)b->coarse_latest + 1);
+        b->coarse_prune_at = 2 * left > STORE_COARSE_PRUNE_MIN ?
+                             2 * left : STORE_COARSE_PRUNE_MIN;
 }

@@ -32,5 +32,13 @@ void store_coarse_copy_finest(const store_batch *b, tally_buf *out);
  * b->ckeys, for store_coarse_mark_known once the batch is committed. */
 void store_coarse_split(store_batch *b, const tally_windows *w);
 
-/* Remembers the batch's coarse keys as written (after its COMMIT). */
+/* Remembers the batch's coarse keys as written (after its COMMIT). Keys
+ * are kept while their bucket ended less than one coarse window before
+ * the newest finest window this worker wrote (the current and the
+ * previous hour, for 1h): once b->coarse_known holds coarse_prune_at
+ * keys, the older ones are forgotten and the next prune waits until it
+ * holds twice what remained (at least STORE_COARSE_PRUNE_MIN). A
+ * forgotten key costs a late row one SQL merge, never a wrong row; the
+ * set no longer grows with the length of the input. */
+#define STORE_COARSE_PRUNE_MIN ((size_t)1 << 16)
 void store_coarse_mark_known(store_batch *b);

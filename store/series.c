@@ -132,6 +132,27 @@ void store_series_set_put(store_series_set *s, int64_t id, uint64_t check)
         s->slot[i].check = check;
 }
 
+size_t store_series_set_drop_below(store_series_set *s, uint64_t min)
+{
+        struct store_series_slot *old = s->slot;
+        size_t ocap = s->cap, keep = 0;
+
+        for (size_t i = 0; i < ocap; i++)
+                keep += old[i].id && old[i].check >= min;
+        s->cap = 4096;
+        while (s->cap < 2 * (keep + 1))
+                s->cap *= 2;
+        s->slot = calloc(s->cap, sizeof(*s->slot));
+        if (!s->slot)
+                abort();
+        s->used = 0;
+        for (size_t i = 0; i < ocap; i++)
+                if (old[i].id && old[i].check >= min)
+                        store_series_set_put(s, old[i].id, old[i].check);
+        free(old);
+        return s->used;
+}
+
 /* ---- registration ------------------------------------------------------- */
 
 store_pg_rc store_series_prepare(PGconn *conn, tally_err *err)
