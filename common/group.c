@@ -254,6 +254,25 @@ void tally_nudge_sent(tally_nudge *n, int64_t now_ms)
         n->last_ms = now_ms;
 }
 
+int tally_group_wake_fetchers(tally_group *g, const char *topic, int worker,
+                              int timeout_ms)
+{
+        rd_kafka_topic_partition_list_t *parts =
+                rd_kafka_topic_partition_list_new(16);
+        int n;
+
+        for (int32_t p = worker; p < TALLY_GROUP_MAX_PARTITIONS;
+             p += g->nworkers)
+                if (atomic_load(&g->gen[p]) & 1)
+                        rd_kafka_topic_partition_list_add(parts, topic, p)
+                                ->offset = RD_KAFKA_OFFSET_END;
+        n = parts->cnt;
+        if (n)
+                (void)rd_kafka_offsets_for_times(g->rk, parts, timeout_ms);
+        rd_kafka_topic_partition_list_destroy(parts);
+        return n;
+}
+
 void tally_group_close(tally_group *g)
 {
         rd_kafka_consumer_close(g->rk);

@@ -89,5 +89,15 @@ int tally_nudge_due(tally_nudge *n, int near_full, int64_t len,
                     int64_t now_ms);
 void tally_nudge_sent(tally_nudge *n, int64_t now_ms);
 
+/* The nudge itself: a ListOffsets request for every partition of topic
+ * that worker holds now, which librdkafka sends to all their leaders at
+ * once (rd_kafka_offsets_for_times), so every broker thread that fetches
+ * for the worker wakes (a request to one partition woke one broker only:
+ * with several brokers the others slept up to a second). The offsets
+ * that come back are not used. Any thread; blocks up to timeout_ms.
+ * Returns how many partitions were asked. */
+int tally_group_wake_fetchers(tally_group *g, const char *topic, int worker,
+                              int timeout_ms);
+
 /* Main thread: leaves the group (revokes everything) and closes rk. */
 void tally_group_close(tally_group *g);

@@ -66,14 +66,13 @@ struct ingest_worker {
          * is down to half, so the prefetch stays bounded and never runs
          * dry (docs/performance.md, "ingest memory") */
         tally_nudge nudge;
-        int32_t wake_next;              /* next raw partition to ask */
         /* the nudge is a request/response: a helper thread sends it so
          * the worker never waits for it */
         pthread_t waker;
         int waker_started;
         pthread_mutex_t wake_mu;
         pthread_cond_t wake_cv;
-        int32_t wake_part;              /* -1: none asked; guarded by wake_mu */
+        int wake_asked;                 /* guarded by wake_mu */
         int wake_stop;                  /* guarded by wake_mu */
 };
 
@@ -83,19 +82,15 @@ static void *worker_waker_main(void *arg)
 
         pthread_mutex_lock(&w->wake_mu);
         for (;;) {
-                int32_t p;
-                int64_t lo, hi;
-
-                while (w->wake_part < 0 && !w->wake_stop)
+                while (!w->wake_asked && !w->wake_stop)
                         pthread_cond_wait(&w->wake_cv, &w->wake_mu);
                 if (w->wake_stop)
                         break;
-                p = w->wake_part;
-                w->wake_part = -1;
+                w->wake_asked = 0;
                 pthread_mutex_unlock(&w->wake_mu);
-                rd_kafka_query_watermark_offsets(tally_group_rk(w->ctx->group),
-                                                 w->cfg->common.topic_raw, p,
-                                                 &lo, &hi, 1000);
+                tally_group_wake_fetchers(w->ctx->group,
+                                          w->cfg->common.topic_raw, w->id,
+                                          1000);
                 pthread_mutex_lock(&w->wake_mu);
         }
         pthread_mutex_unlock(&w->wake_mu);
@@ -471,14 +466,12 @@ static void worker_heartbeats(ingest_worker *w, int64_t now)
 }
 
 /* Any request to a partition's leader wakes that broker's thread, which
- * then decides again which partitions to fetch: ask for the watermarks of
- * one of ours (in turn, so every leader gets asked). */
+ * then decides again which partitions to fetch: the waker thread asks
+ * every leader of ours at once (tally_group_wake_fetchers). */
 static void worker_wake_fetcher(ingest_worker *w, ssize_t consumed,
                                 int64_t now)
 {
         int64_t len = rd_kafka_queue_length(w->queue);
-        int32_t np = w->ctx->raw_partitions;
-        int threads = (int)w->cfg->common.threads;
 
         if (!w->waker_started)
                 return;
@@ -489,20 +482,11 @@ static void worker_wake_fetcher(ingest_worker *w, ssize_t consumed,
                              (consumed == BATCH_MSGS && len == 0),
                              len, now))
                 return;
-        for (int32_t k = 0; k < np; k++) {
-                int32_t p = (w->wake_next + k) % np;
-
-                if (p % threads != w->id ||
-                    !(tally_group_gen(w->ctx->group, p) & 1))
-                        continue;
-                w->wake_next = p + 1;
-                pthread_mutex_lock(&w->wake_mu);
-                w->wake_part = p;
-                pthread_cond_signal(&w->wake_cv);
-                pthread_mutex_unlock(&w->wake_mu);
-                tally_nudge_sent(&w->nudge, tally_now_mono_ms());
-                return;
-        }
+        pthread_mutex_lock(&w->wake_mu);
+        w->wake_asked = 1;
+        pthread_cond_signal(&w->wake_cv);
+        pthread_mutex_unlock(&w->wake_mu);
+        tally_nudge_sent(&w->nudge, tally_now_mono_ms());
 }
 
 /* How long the next consume may wait for input: up to the next flush
@@ -596,7 +580,7 @@ ingest_worker *ingest_worker_new(ingest_ctx *ctx, int id, tally_err *err)
         tally_nudge_init(&w->nudge, ctx->group);
         pthread_mutex_init(&w->wake_mu, NULL);
         pthread_cond_init(&w->wake_cv, NULL);
-        w->wake_part = -1;
+        w->wake_asked = 0;
         if (w->nudge.limit > 0 &&
             !pthread_create(&w->waker, NULL, worker_waker_main, w))
                 w->waker_started = 1;

@@ -355,21 +355,20 @@ static int batch_caught_up(const store_worker *w)
 }
 
 /* The fetcher nudge (tally_nudge, common/group.h): the queue fills while
- * a batch is written; once it is down to half, a watermark request for
- * one of our partitions wakes the leader's broker thread. */
+ * a batch is written; once it is down to half, a request to the leaders
+ * of our partitions wakes their broker threads. */
 static void worker_nudge_fetcher(store_worker *w, rd_kafka_queue_t *q)
 {
-        int64_t len = rd_kafka_queue_length(q), lo, hi,
-                now = tally_now_mono_ms();
+        int64_t len = rd_kafka_queue_length(q), now = tally_now_mono_ms();
 
         if (w->last_part < 0 ||
             !tally_nudge_due(&w->nudge, len * 4 >= w->nudge.limit * 3, len,
                              now))
                 return;
         tally_nudge_sent(&w->nudge, now);
-        rd_kafka_query_watermark_offsets(tally_group_rk(w->ctx->group),
-                                         w->ctx->cfg->common.topic_rollups,
-                                         w->last_part, &lo, &hi, 100);
+        tally_group_wake_fetchers(w->ctx->group,
+                                  w->ctx->cfg->common.topic_rollups, w->id,
+                                  100);
 }
 
 static void *worker_main(void *arg)
