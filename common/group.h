@@ -71,7 +71,7 @@ void tally_group_resolve_beginning(tally_group *g,
  * queue that holds queued.min.messages and decides again only when that
  * broker's thread wakes (an op, socket I/O, or its 1 s maximum block), so
  * a bounded prefetch would run dry. Any request to a partition's leader
- * wakes it; a worker sends one (e.g. rd_kafka_query_watermark_offsets)
+ * wakes it; a worker sends them (tally_group_wake_fetchers, below)
  * when its queue was near the limit and is down to half. This is the
  * worker's bookkeeping for that; one per worker, its thread only. */
 typedef struct tally_nudge {
