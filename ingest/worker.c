@@ -580,7 +580,6 @@ ingest_worker *ingest_worker_new(ingest_ctx *ctx, int id, tally_err *err)
         tally_nudge_init(&w->nudge, ctx->group);
         pthread_mutex_init(&w->wake_mu, NULL);
         pthread_cond_init(&w->wake_cv, NULL);
-        w->wake_asked = 0;
         if (w->nudge.limit > 0 &&
             !pthread_create(&w->waker, NULL, worker_waker_main, w))
                 w->waker_started = 1;
