@@ -85,6 +85,7 @@ struct agg_part {
         int64_t final_below;
         uint64_t open;
         int64_t last_start;     /* window start of the last reading added */
+        int chained;            /* the last reading added was interned */
 };
 
 agg_part *agg_part_new(const agg_params *p, int64_t final_below)
@@ -275,6 +276,11 @@ agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
         agg_slot *s;
         win_state *w;
 
+        /* a reading that returns before it is interned breaks the chain
+         * of repeated names (agg_series_intern_next) */
+        int chained = pt->chained;
+
+        pt->chained = 0;
         if (r->origin.partition < 0 ||
             r->origin.partition > AGG_ORIGIN_PARTITION_MAX ||
             r->origin.offset < 0 || r->origin.offset >= AGG_ORIGIN_OFFSET_LIMIT)
@@ -289,7 +295,10 @@ agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
         po = pos_pack(&r->origin);
         dt = (uint32_t)(r->ts_ms - start);
         s = part_slot(pt, start);
-        w = slot_win(pt, s, agg_series_intern(pt->series, r), &idx);
+        w = slot_win(pt, s, agg_series_intern_next(pt->series, r,
+                                                   chained ? r->repeat : 0),
+                     &idx);
+        pt->chained = 1;
         if (!w->count) {
                 w->seen_po = w->first_po = w->last_po = po;
                 w->seen_idx = w->first_idx = w->last_idx = index;

@@ -45,6 +45,7 @@ struct agg_series_table {
         uint32_t *dindex;       /* open addressing: device + 1, 0 = empty */
         uint32_t dmask;
         uint32_t last_dev;      /* device of the last reading, if ndevs */
+        uint32_t last_metric;   /* and its metric name reference */
         uint32_t recent[RECENT_METRICS];        /* name references */
         uint32_t nrecent, recent_next;
         /* the names: [len][bytes], deduplicated */
@@ -293,19 +294,21 @@ static void series_grow(agg_series_table *t)
         t->mask = mask;
 }
 
-uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r)
+static inline uint32_t intern(agg_series_table *t, const tally_reading *r,
+                              unsigned repeat)
 {
         uint32_t dev, metric, h, e;
         int steps = 0;
         series_rec *s;
 
-        if (t->ndevs &&
-            name_eq(t, t->devs[t->last_dev].device, r->device, r->device_len) &&
-            name_eq(t, t->devs[t->last_dev].site, r->site, r->site_len))
+        if ((repeat & 3) == 3 ||
+            (t->ndevs &&
+             name_eq(t, t->devs[t->last_dev].device, r->device, r->device_len) &&
+             name_eq(t, t->devs[t->last_dev].site, r->site, r->site_len)))
                 dev = t->last_dev;
         else
                 dev = t->last_dev = device_find(t, r);
-        metric = metric_find(t, r);
+        metric = t->last_metric = repeat & 4 ? t->last_metric : metric_find(t, r);
         for (e = t->devs[dev].first; e; e = t->recs[e - 1].next) {
                 if (t->recs[e - 1].metric == metric)
                         return e - 1;
@@ -333,6 +336,17 @@ uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r)
         if (over_load(t->n, t->mask))
                 series_grow(t);
         return t->n - 1;
+}
+
+uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r)
+{
+        return intern(t, r, 0);
+}
+
+uint32_t agg_series_intern_next(agg_series_table *t, const tally_reading *r,
+                                unsigned repeat)
+{
+        return intern(t, r, t->n ? repeat : 0);
 }
 
 void agg_series_get(const agg_series_table *t, uint32_t id, agg_series *out)

@@ -26,6 +26,11 @@ void agg_series_table_free(agg_series_table *t);
 /* Id of r's series, interning it if new (names longer than 255 bytes are
  * refused upstream: TALLY_NAME_MAX). */
 uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r);
+/* The same for the reading right after the one the last call interned:
+ * the names that repeat (tally_reading.repeat bits) says are that
+ * reading's are taken from it without comparing them again. */
+uint32_t agg_series_intern_next(agg_series_table *t, const tally_reading *r,
+                                unsigned repeat);
 void agg_series_get(const agg_series_table *t, uint32_t id, agg_series *out);
 uint32_t agg_series_count(const agg_series_table *t);
 /* A word kept with the series for its owner (agg_part: a guess of the

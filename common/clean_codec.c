@@ -283,6 +283,7 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
                 goto corrupt;
         if (!(flags & 4) && str_get(&q, end, &p->metric, &p->metric_len))
                 goto corrupt;
+        p->repeat = (uint8_t)flags;
         if (sv_get(&q, end, &d_ts) || end - q < 8)
                 goto corrupt;
         bits = 0;

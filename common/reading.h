@@ -20,6 +20,10 @@ typedef struct tally_reading {
         const char *device;
         const char *metric;
         uint16_t site_len, device_len, metric_len;
+        /* set by the clean reader (tally_clean_reader_next), 0 elsewhere:
+         * bit 0 site, bit 1 device, bit 2 metric are byte for byte the
+         * previous reading's of the same record */
+        uint8_t repeat;
         int64_t ts_ms;          /* event time, epoch milliseconds UTC */
         double value;           /* finite */
         tally_pos origin;
