@@ -15,7 +15,7 @@
 #include "common/group.h"
 
 /* rollups prefetched per worker queue (queued.min.messages default) */
-#define STORE_PREFETCH_MSGS "4000"
+#define STORE_PREFETCH_MSGS "20000"
 
 typedef struct store_cfg {
         tally_common_cfg common;
