@@ -26,30 +26,8 @@ _pg_as_owner() {
         fi
 }
 
-# A free loopback port below the kernel's ephemeral range (a port from
-# that range can become the local end of an outgoing connection before
-# the server binds it).
 _pg_free_port() {
-        python3 -c 'import random, socket
-try:
-    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-except (OSError, ValueError, IndexError):
-    low = 32768
-for _ in range(200):
-    p = random.randint(max(1024, low - 12000), max(1025, low - 1))
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(p)
-    break
-else:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    print(s.getsockname()[1])'
+        python3 "$(dirname "${BASH_SOURCE[0]}")/free_port.py"
 }
 
 pg_up() {
