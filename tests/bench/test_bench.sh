@@ -47,7 +47,9 @@ need("e2e/rows_correct", lambda v: v is True)
 need("e2e/closed_rows")
 need("e2e/points_per_s")
 need("e2e/startup_s")
-need("e2e/runs_s", lambda v: isinstance(v, list) and len(v) == 2)
+need("e2e/runs_s", lambda v: isinstance(v, list) and len(v) == 3)
+for d in ("ingest", "aggregate", "store"):
+    need("e2e/peak_rss_runs_mb/%s" % d, lambda v: isinstance(v, list) and len(v) == 3)
 for d in ("ingest", "aggregate", "store"):
     need("e2e/daemons/%s/cpu_s" % d)
     need("e2e/daemons/%s/peak_rss_mb" % d)
