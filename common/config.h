@@ -69,7 +69,8 @@ typedef struct tally_common_cfg {
 #define TALLY_COMMON_OPTS(T)                                                   \
         {"brokers", TALLY_OPT_STR, "127.0.0.1:9092",                          \
          offsetof(T, common.brokers), "Kafka bootstrap servers", 0, 0, 0, 0}, \
-        TALLY_TOPIC_OPTS(T)
+        TALLY_TOPIC_OPTS(T),                                                   \
+        TALLY_TIME_OPTS(T)
 
 /* The topic names alone (for tools that take no bootstrap list). */
 #define TALLY_TOPIC_OPTS(T)                                                    \
@@ -80,8 +81,7 @@ typedef struct tally_common_cfg {
         {"topic-rollups", TALLY_OPT_STR, "tally.rollups",                     \
          offsetof(T, common.topic_rollups), "rollups topic", 0, 0, 0},        \
         {"topic-dlq", TALLY_OPT_STR, "tally.dlq",                             \
-         offsetof(T, common.topic_dlq), "dead-letter topic", 0, 0, 0, 0},     \
-        TALLY_TIME_OPTS(T)
+         offsetof(T, common.topic_dlq), "dead-letter topic", 0, 0, 0, 0}
 
 /* Windows, event-time bounds, threads, HTTP and logging. */
 #define TALLY_TIME_OPTS(T)                                                     \
