@@ -187,7 +187,7 @@ static const tally_opt *config_find(const tally_opt *opts, size_t n,
 }
 
 void tally_config_usage(FILE *out, const char *prog, const char *about,
-                        const tally_opt *opts, size_t nopts)
+                        const tally_opt *opts, size_t nopts, int takes_kafka)
 {
         char env[96];
 
@@ -202,10 +202,11 @@ void tally_config_usage(FILE *out, const char *prog, const char *about,
                                     : "(none)",
                         opts[i].help, opts[i].secret ? " (secret: never logged)" : "");
         }
-        fprintf(out, "  -X key=value               TALLY_KAFKA_<KEY>        "
-                "librdkafka property (e.g. -X security.protocol=SASL_SSL;\n"
-                "      TALLY_KAFKA_SASL_MECHANISM=PLAIN sets sasl.mechanism)\n"
-                "  --help                     print this help\n");
+        if (takes_kafka)
+                fprintf(out, "  -X key=value               TALLY_KAFKA_<KEY>        "
+                        "librdkafka property (e.g. -X security.protocol=SASL_SSL;\n"
+                        "      TALLY_KAFKA_SASL_MECHANISM=PLAIN sets sasl.mechanism)\n");
+        fprintf(out, "  --help                     print this help\n");
 }
 
 static int config_parse(const char *prog, const char *about,
@@ -254,7 +255,8 @@ static int config_parse(const char *prog, const char *about,
                 size_t len;
 
                 if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-                        tally_config_usage(stdout, prog, about, opts, nopts);
+                        tally_config_usage(stdout, prog, about, opts, nopts,
+                                           kafka != NULL);
                         return 1;
                 }
                 if (!strcmp(a, "-X")) {

@@ -112,9 +112,10 @@ int tally_config_parse(const char *prog, const char *about,
                        tally_kafka_props *kafka, int argc, char **argv,
                        tally_err *err);
 
-/* Prints the option table (flag, env, default, help) to out. */
+/* Prints the option table (flag, env, default, help) to out, and -X
+ * when the program takes librdkafka properties (takes_kafka). */
 void tally_config_usage(FILE *out, const char *prog, const char *about,
-                        const tally_opt *opts, size_t nopts);
+                        const tally_opt *opts, size_t nopts, int takes_kafka);
 
 /* Releases strings and properties set by tally_config_parse. */
 void tally_config_free(const tally_opt *opts, size_t nopts, void *cfg,

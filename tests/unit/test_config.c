@@ -526,13 +526,22 @@ static void test_help(void **state)
         FILE *null = fopen("/dev/null", "w");
 
         assert_non_null(mem);
-        tally_config_usage(mem, "tally-test", "a test", opts, NOPTS);
+        tally_config_usage(mem, "tally-test", "a test", opts, NOPTS, 1);
         fclose(mem);
         assert_non_null(strstr(text, "--threads"));
         assert_non_null(strstr(text, "TALLY_THREADS"));
         assert_non_null(strstr(text, "TALLY_TOPIC_RAW"));
         assert_non_null(strstr(text, "MY_CUSTOM_VAR"));
         assert_non_null(strstr(text, "-X key=value"));
+        free(text);
+        /* a program that takes no librdkafka properties lists no -X */
+        text = NULL;
+        mem = open_memstream(&text, &len);
+        assert_non_null(mem);
+        tally_config_usage(mem, "tally-test", "a test", opts, NOPTS, 0);
+        fclose(mem);
+        assert_null(strstr(text, "-X key=value"));
+        assert_non_null(strstr(text, "--help"));
         free(text);
         /* --help and -h print (to stdout, silenced here) and return 1 */
         assert_non_null(null);
