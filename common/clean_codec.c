@@ -1,10 +1,16 @@
-/* Layout (all integers LEB128 varints, s = zigzag):
+/* Layout (all integers LEB128 varints, s = zigzag; docs/clean-format.md):
  *   'T' 'C' version kind u32le:count
- *   READINGS, per reading:
- *     flags (bit0 site, bit1 device, bit2 metric: same as previous)
- *     [uvarint len + bytes] for each string not flagged
- *     s ts_ms delta, f64le value, uvarint origin partition,
- *     s origin offset delta, uvarint index, s progress delta
+ *   READINGS version 2, per reading:
+ *     flags: bit0 site, bit1 device same as previous; bit2 metric from
+ *       the table, slot in bits 4-7; bit3 same raw message as previous
+ *       (partition, offset, progress equal, index + 1)
+ *     [uvarint len + bytes] for site, device, metric unless flagged
+ *       (an inline metric joins the table while it has room)
+ *     s ts_ms delta, f64le value,
+ *     unless bit3: uvarint origin partition, s origin offset delta,
+ *       uvarint index, s progress delta
+ *   READINGS version 1 (still read): flags bits 0-2 site, device, metric
+ *     same as previous, and always the four origin fields.
  *   PROGRESS: uvarint raw_partitions, then count x (uvarint partition,
  *     s progress_ms)
  * Deltas are against the previous reading of the record (0 for the first).
@@ -34,6 +40,8 @@ void tally_clean_writer_reset(tally_clean_writer *w)
 {
         tally_buf_reset(&w->buf);
         w->count = 0;
+        w->nmetrics = 0;
+        w->last_metric = -1;
         memset(&w->prev, 0, sizeof(w->prev));
         clean_header(&w->buf, TALLY_CLEAN_READINGS);
 }
@@ -51,34 +59,84 @@ static void put_str(tally_buf *b, const char *s, size_t n)
         tally_buf_append(b, s, n);
 }
 
+static int writer_metric_is(const tally_clean_writer *w, int slot,
+                            const tally_reading *r)
+{
+        return w->metric_len[slot] == r->metric_len &&
+               !memcmp(w->buf.data + w->metric_off[slot], r->metric,
+                       r->metric_len);
+}
+
+/* The table slot holding r's metric, or -1. A device's readings come in
+ * the same order report after report: the previous reading's slot and
+ * the one after it are tried first. */
+static int writer_metric_find(const tally_clean_writer *w,
+                              const tally_reading *r)
+{
+        int n = (int)w->nmetrics, last = w->last_metric;
+
+        if (last >= 0) {
+                if (writer_metric_is(w, last, r))
+                        return last;
+                if (last + 1 < n && writer_metric_is(w, last + 1, r))
+                        return last + 1;
+        }
+        for (int i = 0; i < n; i++)
+                if (i != last && writer_metric_is(w, i, r))
+                        return i;
+        return -1;
+}
+
 void tally_clean_writer_add(tally_clean_writer *w, const tally_reading *r)
 {
         tally_buf *b = &w->buf;
         tally_reading *p = &w->prev;
-        const char *s[3] = {r->site, r->device, r->metric};
-        uint16_t n[3] = {r->site_len, r->device_len, r->metric_len};
+        const char *s[2] = {r->site, r->device};
+        uint16_t n[2] = {r->site_len, r->device_len};
         unsigned flags = 0;
+        int slot;
 
         if (!w->buf.len)
                 tally_clean_writer_reset(w);
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 2; i++)
                 if (w->count && w->str_len[i] == n[i] &&
                     !memcmp(b->data + w->str_off[i], s[i], n[i]))
                         flags |= 1u << i;
+        slot = writer_metric_find(w, r);
+        if (slot >= 0)
+                flags |= 4u | (unsigned)slot << 4;
+        if (w->count && r->origin.partition == p->origin.partition &&
+            r->origin.offset == p->origin.offset &&
+            (int64_t)r->origin.index == (int64_t)p->origin.index + 1 &&
+            r->progress_ms == p->progress_ms)
+                flags |= 8u;
         tally_buf_putc(b, (unsigned char)flags);
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 2; i++) {
                 if (flags & (1u << i))
                         continue;
                 put_str(b, s[i], n[i]);
                 w->str_off[i] = b->len - n[i];
                 w->str_len[i] = n[i];
         }
+        if (slot < 0) {
+                put_str(b, r->metric, r->metric_len);
+                if (w->nmetrics < TALLY_CLEAN_METRICS) {
+                        slot = (int)w->nmetrics++;
+                        w->metric_off[slot] = b->len - r->metric_len;
+                        w->metric_len[slot] = (uint8_t)r->metric_len;
+                }
+        }
+        w->last_metric = slot;
         tally_buf_put_svarint(b, clean_delta(r->ts_ms, p->ts_ms));
         tally_buf_put_f64(b, r->value);
-        tally_buf_put_uvarint(b, (uint32_t)r->origin.partition);
-        tally_buf_put_svarint(b, clean_delta(r->origin.offset, p->origin.offset));
-        tally_buf_put_uvarint(b, (uint32_t)r->origin.index);
-        tally_buf_put_svarint(b, clean_delta(r->progress_ms, p->progress_ms));
+        if (!(flags & 8u)) {
+                tally_buf_put_uvarint(b, (uint32_t)r->origin.partition);
+                tally_buf_put_svarint(b, clean_delta(r->origin.offset,
+                                                     p->origin.offset));
+                tally_buf_put_uvarint(b, (uint32_t)r->origin.index);
+                tally_buf_put_svarint(b, clean_delta(r->progress_ms,
+                                                     p->progress_ms));
+        }
         p->ts_ms = r->ts_ms;
         p->origin = r->origin;
         p->progress_ms = r->progress_ms;
@@ -229,13 +287,15 @@ int tally_clean_reader_init(tally_clean_reader *rd, const void *buf,
             b[1] != TALLY_CLEAN_MAGIC1)
                 return tally_err_set(err, "malformed_clean",
                                      "not a tally.clean record (bad magic, %zu bytes)", len);
-        if (b[2] != TALLY_CLEAN_VERSION)
+        if (b[2] != 1 && b[2] != TALLY_CLEAN_VERSION)
                 return tally_err_set(err, "malformed_clean",
                                      "unsupported tally.clean version %u", b[2]);
         if (b[3] != TALLY_CLEAN_READINGS && b[3] != TALLY_CLEAN_PROGRESS)
                 return tally_err_set(err, "malformed_clean",
                                      "unknown tally.clean kind %u", b[3]);
         rd->kind = (tally_clean_kind)b[3];
+        rd->version = b[2];
+        rd->prev_metric = -1;
         rd->remaining = (uint32_t)b[4] | (uint32_t)b[5] << 8 |
                         (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24;
         rd->p = b + HDR_LEN;
@@ -252,14 +312,43 @@ static int clean_time_ok(int64_t t)
         return t >= -TALLY_CLEAN_TIME_LIMIT && t <= TALLY_CLEAN_TIME_LIMIT;
 }
 
+/* The metric of a version 2 reading: a table slot (flag bit 2, slot in
+ * bits 4-7) or a string, which joins the table while it has room. Sets
+ * rd->prev_metric to the slot, -1 for a string left out of the table. */
+static int metric_get_v2(tally_clean_reader *rd, unsigned flags,
+                         const unsigned char **q)
+{
+        tally_reading *p = &rd->prev;
+        unsigned slot = flags >> 4;
+
+        if (flags & 4) {
+                if (slot >= rd->nmetrics)
+                        return -1;
+                p->metric = rd->metric[slot];
+                p->metric_len = rd->metric_len[slot];
+                rd->prev_metric = (int)slot;
+                return 0;
+        }
+        if (slot || str_get(q, rd->end, &p->metric, &p->metric_len))
+                return -1;
+        rd->prev_metric = -1;
+        if (rd->nmetrics < TALLY_CLEAN_METRICS) {
+                rd->prev_metric = (int)rd->nmetrics++;
+                rd->metric[rd->prev_metric] = p->metric;
+                rd->metric_len[rd->prev_metric] = (uint8_t)p->metric_len;
+        }
+        return 0;
+}
+
 int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
                             tally_err *err)
 {
         tally_reading *p = &rd->prev;
         const unsigned char *q = rd->p, *end = rd->end;
-        int64_t d_ts, d_off, d_prog;
+        int64_t d_ts, d_off = 0, d_prog = 0;
         uint64_t bits;
-        unsigned flags;
+        unsigned flags, repeat;
+        int first, prev_metric = rd->prev_metric;
 
         if (rd->kind != TALLY_CLEAN_READINGS)
                 return tally_err_set(err, "malformed_clean", "not a readings record");
@@ -272,18 +361,27 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
         if (q >= end)
                 goto corrupt;
         flags = *q++;
-        if (flags > 7)
-                goto corrupt;
-        if (((flags & 1) && !p->site) || ((flags & 2) && !p->device) ||
-            ((flags & 4) && !p->metric))
+        first = !p->site;
+        /* version 1: bits 0-2 only; bits 0, 1 (and 2 in version 1) and 3
+         * refer to the previous reading, which the first one lacks */
+        if ((rd->version == 1 && flags > 7) ||
+            (first && (flags & (rd->version == 1 ? 7 : 11))))
                 goto corrupt;
         if (!(flags & 1) && str_get(&q, end, &p->site, &p->site_len))
                 goto corrupt;
         if (!(flags & 2) && str_get(&q, end, &p->device, &p->device_len))
                 goto corrupt;
-        if (!(flags & 4) && str_get(&q, end, &p->metric, &p->metric_len))
-                goto corrupt;
-        p->repeat = (uint8_t)flags;
+        if (rd->version == 1) {
+                if (!(flags & 4) && str_get(&q, end, &p->metric, &p->metric_len))
+                        goto corrupt;
+                repeat = flags;
+        } else {
+                if (metric_get_v2(rd, flags, &q))
+                        goto corrupt;
+                repeat = (flags & 3) | (prev_metric >= 0 &&
+                                        rd->prev_metric == prev_metric ? 4 : 0);
+        }
+        p->repeat = (uint8_t)repeat;
         if (sv_get(&q, end, &d_ts) || end - q < 8)
                 goto corrupt;
         bits = 0;
@@ -291,9 +389,15 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
                 bits |= (uint64_t)q[i] << (8 * i);
         q += 8;
         memcpy(&p->value, &bits, 8);
-        if (u31_get(&q, end, &p->origin.partition) || sv_get(&q, end, &d_off) ||
-            u31_get(&q, end, &p->origin.index) || sv_get(&q, end, &d_prog))
+        if (rd->version > 1 && (flags & 8)) {
+                if (p->origin.index == INT32_MAX)
+                        goto corrupt;
+                p->origin.index++;
+        } else if (u31_get(&q, end, &p->origin.partition) ||
+                   sv_get(&q, end, &d_off) ||
+                   u31_get(&q, end, &p->origin.index) || sv_get(&q, end, &d_prog)) {
                 goto corrupt;
+        }
         /* unsigned arithmetic: corrupt deltas must not be UB */
         p->ts_ms = (int64_t)((uint64_t)p->ts_ms + (uint64_t)d_ts);
         p->origin.offset = (int64_t)((uint64_t)p->origin.offset + (uint64_t)d_off);

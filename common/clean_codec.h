@@ -1,5 +1,6 @@
-/* common/clean_codec.h -- tally.clean record encoding, version 1 (spec:
- * docs/clean-format.md). Two kinds of record:
+/* common/clean_codec.h -- tally.clean record encoding (spec:
+ * docs/clean-format.md): the writer writes version 2, the reader reads
+ * versions 1 and 2. Two kinds of record:
  *   readings: a batch of normalized readings bound for one clean partition;
  *   progress: an origin progress marker (raw partition -> progress).
  * Writers and readers are plain values owned by their caller (one thread).
@@ -14,7 +15,9 @@
 
 #define TALLY_CLEAN_MAGIC0 0x54  /* 'T' */
 #define TALLY_CLEAN_MAGIC1 0x43  /* 'C' */
-#define TALLY_CLEAN_VERSION 1
+#define TALLY_CLEAN_VERSION 2     /* written; 1 is still read */
+/* Metric names a readings record keeps in its table (version 2). */
+#define TALLY_CLEAN_METRICS 16
 /* Event times and progress must lie within +-2^50 ms (+-35,000 years),
  * INT64_MIN aside for unknown progress: downstream arithmetic on them
  * (window end + disorder + lateness) then cannot overflow. */
@@ -29,13 +32,20 @@ typedef struct tally_clean_writer {
         tally_buf buf;
         uint32_t count;
         tally_reading prev;     /* delta state (strings unused) */
-        size_t str_off[3];      /* previous site/device/metric in buf */
-        uint16_t str_len[3];
+        size_t str_off[2];      /* previous site/device in buf */
+        uint16_t str_len[2];
+        /* the record's metric table: offsets of the names in buf */
+        size_t metric_off[TALLY_CLEAN_METRICS];
+        uint8_t metric_len[TALLY_CLEAN_METRICS];
+        unsigned nmetrics;
+        int last_metric;        /* table slot of the previous reading's, or -1 */
 } tally_clean_writer;
 
 void tally_clean_writer_reset(tally_clean_writer *w);
 /* Appends r; its strings are copied into the buffer (r may go away). A
- * string equal to the previous reading's is written as a flag bit. */
+ * site or device equal to the previous reading's is written as a flag
+ * bit, a metric already in the record's table as its slot, and the
+ * origin of the next reading of the same raw message as a flag bit. */
 void tally_clean_writer_add(tally_clean_writer *w, const tally_reading *r);
 /* Finishes the record; returns its bytes (owned by w until the next reset). */
 const unsigned char *tally_clean_writer_finish(tally_clean_writer *w,
@@ -55,9 +65,14 @@ void tally_clean_progress_encode(tally_buf *out, int32_t raw_partitions,
 typedef struct tally_clean_reader {
         const unsigned char *p, *end;
         tally_clean_kind kind;
+        unsigned version;
         uint32_t remaining;
         int32_t raw_partitions;         /* progress records */
         tally_reading prev;
+        int prev_metric;                /* table slot of prev's metric, or -1 */
+        unsigned nmetrics;              /* version 2: the metric table */
+        const char *metric[TALLY_CLEAN_METRICS];
+        uint8_t metric_len[TALLY_CLEAN_METRICS];
 } tally_clean_reader;
 
 /* Checks magic and version and reads the header. Returns 0 or -1 (err). */

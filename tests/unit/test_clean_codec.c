@@ -281,7 +281,7 @@ static void test_header_and_reuse(void **state)
         memset(&w, 0, sizeof(w));
         b = tally_clean_writer_finish(&w, &len);       /* never reset: empty */
         assert_int_equal(len, 8);
-        assert_memory_equal(b, "TC\x01\x01\0\0\0\0", 8);
+        assert_memory_equal(b, "TC\x02\x01\0\0\0\0", 8);
         assert_int_equal(decode_all(b, len), 0);
         tally_clean_writer_reset(&w);
         for (int i = 0; i < 300; i++)
@@ -329,7 +329,7 @@ static void test_progress_round_trip(void **state)
         tally_buf_append(&b, "xyz", 3);         /* appends after existing bytes */
         tally_clean_progress_encode(&b, 12, os, n);
         c = dup_exact(b.data + 3, b.len - 3);
-        assert_memory_equal(c, "TC\x01\x02\x05\0\0\0", 8);
+        assert_memory_equal(c, "TC\x02\x02\x05\0\0\0", 8);
         assert_int_equal(tally_clean_reader_init(&rd, c, b.len - 3, &err), 0);
         assert_int_equal(rd.kind, TALLY_CLEAN_PROGRESS);
         assert_int_equal(rd.raw_partitions, 12);
@@ -386,7 +386,7 @@ static void test_bad_header(void **state)
                 {1, 'X', "bad magic 1"},
                 {0, 0, "zero magic"},
                 {2, 0, "version 0"},
-                {2, 2, "version 2"},
+                {2, 3, "version 3"},
                 {2, 0xff, "version 255"},
                 {3, 0, "kind 0"},
                 {3, 3, "kind 3"},
@@ -480,14 +480,22 @@ static void test_count_mismatch(void **state)
         tally_buf_free(&pb);
 }
 
-/* Hand-built readings records: header, then the given body. */
-static void hdr(tally_buf *b, unsigned kind, uint32_t count)
+/* Hand-built records: header, then the given body. */
+static void hdr_version(tally_buf *b, unsigned version, unsigned kind,
+                        uint32_t count)
 {
-        unsigned char h[8] = {'T', 'C', 1, (unsigned char)kind, 0, 0, 0, 0};
+        unsigned char h[8] = {'T', 'C', (unsigned char)version,
+                              (unsigned char)kind, 0, 0, 0, 0};
 
         tally_buf_reset(b);
         tally_buf_append(b, h, 8);
         set_count(b->data, count);
+}
+
+/* version 1: what the cases below were written for, and still read */
+static void hdr(tally_buf *b, unsigned kind, uint32_t count)
+{
+        hdr_version(b, 1, kind, count);
 }
 
 static void put_str(tally_buf *b, const char *s, size_t n)
@@ -687,6 +695,239 @@ static void test_bad_progress(void **state)
         tally_buf_free(&b);
 }
 
+/* ---- version 2: metric table and same-message origins ---- */
+
+/* Reads a record and returns the repeat bits of each reading in rep. */
+static void read_repeats(const unsigned char *b, size_t len, uint8_t *rep,
+                         size_t n)
+{
+        tally_clean_reader rd;
+        tally_reading r;
+        tally_err err;
+
+        assert_int_equal(tally_clean_reader_init(&rd, b, len, &err), 0);
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(tally_clean_reader_next(&rd, &r, &err), 1);
+                rep[i] = r.repeat;
+        }
+        assert_int_equal(tally_clean_reader_next(&rd, &r, &err), 0);
+}
+
+/* Reports of 4 metrics, as ingest writes them: after the first reading
+ * of a report only flags, a zero ts delta and the value remain. */
+static void test_v2_reports(void **state)
+{
+        static const char *const met[4] = {"temperature_c", "humidity_pct",
+                                           "power_w", "door_open"};
+        tally_reading rs[12];
+        uint8_t rep[12];
+        size_t len;
+        unsigned char *b;
+
+        (void)state;
+        for (int i = 0; i < 12; i++)
+                rs[i] = mk("DAL-07", i < 4 ? "cooler-1" : i < 8 ? "cooler-2" : "cooler-3",
+                           met[i % 4], INT64_C(1795515300000) + i / 4 * 1000,
+                           i * 0.5, 3, 1200 + i / 4, i % 4, INT64_C(1795515290000));
+        b = encode(rs, 12, &len);
+        /* the first reading: flags, 3 strings, ts, value, 4 origin fields */
+        const size_t first = 1 + 7 + 9 + 14 + 6 + 8 + 1 + 2 + 1 + 6;
+        const size_t rest = 1 + 1 + 8;
+        assert_int_equal(b[8], 0);
+        assert_int_equal(b[8 + first], 1 | 2 | 8);     /* new metric, same message */
+        /* report 2: site same, device new, metric slot 0, new message */
+        size_t r2 = 8 + first + (rest + 13) + (rest + 8) + (rest + 10);
+        assert_int_equal(b[r2 - rest - 10], 1 | 2 | 8); /* 4th metric inline */
+        assert_int_equal(b[r2], 1 | 4 | 0 << 4);
+        /* flags, device, ts delta 1000, value, 4 origin fields */
+        size_t r2len = 1 + 9 + 2 + 8 + 1 + 1 + 1 + 1;
+        assert_int_equal(b[r2 + r2len], 1 | 2 | 4 | 8 | 1 << 4);
+        assert_int_equal(b[r2 + r2len + rest], 1 | 2 | 4 | 8 | 2 << 4);
+        assert_int_equal(b[r2 + r2len + 2 * rest], 1 | 2 | 4 | 8 | 3 << 4);
+        assert_int_equal(len, r2 + 2 * (r2len + 3 * rest));
+        round_trip(rs, 12);
+        /* repeat: site and device as flagged, metric only when the slot
+         * is the previous reading's (never here) */
+        read_repeats(b, len, rep, 12);
+        assert_int_equal(rep[0], 0);
+        assert_int_equal(rep[1], 3);
+        assert_int_equal(rep[4], 1);
+        assert_int_equal(rep[5], 3);
+        free(b);
+}
+
+/* More distinct metrics than the table holds: the rest stay inline. */
+static void test_v2_metric_table_full(void **state)
+{
+        char names[TALLY_CLEAN_METRICS + 4][8];
+        tally_reading rs[3 * (TALLY_CLEAN_METRICS + 4)];
+        size_t n = 0, len;
+        unsigned char *b;
+
+        (void)state;
+        for (int i = 0; i < TALLY_CLEAN_METRICS + 4; i++)
+                snprintf(names[i], sizeof(names[i]), "m%d", i);
+        for (int k = 0; k < 3; k++)
+                for (int i = 0; i < TALLY_CLEAN_METRICS + 4; i++)
+                        rs[n++] = mk("s", "d", names[k == 1 ? TALLY_CLEAN_METRICS + 3 - i : i],
+                                     k, i, 0, k, i, 0);
+        round_trip(rs, n);
+        /* the same metric twice in a row: repeat bit 2, in and out of the table */
+        const tally_reading twice[] = {
+                mk("s", "d", "a", 0, 1, 0, 0, 0, 0),
+                mk("s", "d", "a", 0, 2, 0, 0, 1, 0),
+        };
+        uint8_t rep[2];
+        b = encode(twice, 2, &len);
+        read_repeats(b, len, rep, 2);
+        assert_int_equal(rep[1], 7);
+        free(b);
+}
+
+/* The same-message bit only when partition, offset and progress are
+ * equal and the index is the next one. */
+static void test_v2_same_message(void **state)
+{
+        const tally_reading rs[] = {
+                mk("s", "d", "m", 0, 1, 2, 10, 0, 5),
+                mk("s", "d", "m", 0, 1, 2, 10, 1, 5),          /* same */
+                mk("s", "d", "m", 0, 1, 2, 10, 3, 5),          /* index jumps */
+                mk("s", "d", "m", 0, 1, 2, 11, 4, 5),          /* offset */
+                mk("s", "d", "m", 0, 1, 3, 11, 5, 5),          /* partition */
+                mk("s", "d", "m", 0, 1, 3, 11, 6, INT64_MIN),  /* progress */
+                mk("s", "d", "m", 0, 1, 3, 11, INT32_MAX, INT64_MIN),
+                mk("s", "d", "m", 0, 1, 3, 11, 0, INT64_MIN),  /* not + 1 */
+        };
+        const unsigned expect[] = {0, 8, 0, 0, 0, 0, 0, 0};
+        size_t len, at = 8;
+        unsigned char *b = encode(rs, 8, &len);
+        tally_clean_reader rd;
+        tally_reading r;
+        tally_err err;
+
+        (void)state;
+        round_trip(rs, 8);
+        assert_int_equal(tally_clean_reader_init(&rd, b, len, &err), 0);
+        for (int i = 0; i < 8; i++) {
+                assert_int_equal(b[at] & 8, expect[i]);
+                assert_int_equal(tally_clean_reader_next(&rd, &r, &err), 1);
+                at = (size_t)(rd.p - b);
+        }
+        free(b);
+}
+
+/* Version 2 corruptions, hand-built. */
+static void test_v2_bad(void **state)
+{
+        tally_buf b = TALLY_BUF_INIT;
+
+        (void)state;
+        /* control */
+        hdr_version(&b, 2, 1, 2);
+        tally_buf_putc(&b, 0);
+        put_str(&b, "s", 1);
+        put_str(&b, "d", 1);
+        put_str(&b, "m", 1);
+        put_tail(&b, 5, 1.0, 0, 0, 0, 0);
+        tally_buf_putc(&b, 1 | 2 | 4 | 8);
+        tally_buf_put_svarint(&b, 0);
+        tally_buf_put_f64(&b, 2.0);
+        assert_int_equal(decode_all(b.data, b.len), 2);
+
+        /* the first reading may not refer to a previous one */
+        static const unsigned firsts[] = {8, 4, 4 | 1 << 4};
+        for (size_t i = 0; i < sizeof(firsts) / sizeof(firsts[0]); i++) {
+                hdr_version(&b, 2, 1, 1);
+                tally_buf_putc(&b, (unsigned char)firsts[i]);
+                put_str(&b, "s", 1);
+                put_str(&b, "d", 1);
+                if (!(firsts[i] & 4))
+                        put_str(&b, "m", 1);
+                put_tail(&b, 5, 1.0, 0, 0, 0, 0);
+                expect_reject(b.data, b.len, "v2 first reading refers back");
+        }
+        /* a slot beyond the table; slot bits without bit 2 */
+        static const unsigned seconds[] = {1 | 2 | 4 | 1 << 4, 1 | 2 | 1 << 4,
+                                           1 | 2 | 4 | 15 << 4};
+        for (size_t i = 0; i < sizeof(seconds) / sizeof(seconds[0]); i++) {
+                hdr_version(&b, 2, 1, 2);
+                tally_buf_putc(&b, 0);
+                put_str(&b, "s", 1);
+                put_str(&b, "d", 1);
+                put_str(&b, "m", 1);
+                put_tail(&b, 5, 1.0, 0, 0, 0, 0);
+                tally_buf_putc(&b, (unsigned char)seconds[i]);
+                if (!(seconds[i] & 4))
+                        put_str(&b, "m", 1);
+                put_tail(&b, 0, 2.0, 0, 0, 1, 0);
+                expect_reject(b.data, b.len, "v2 bad metric slot");
+        }
+        /* the next index after INT32_MAX */
+        hdr_version(&b, 2, 1, 2);
+        tally_buf_putc(&b, 0);
+        put_str(&b, "s", 1);
+        put_str(&b, "d", 1);
+        put_str(&b, "m", 1);
+        put_tail(&b, 5, 1.0, 0, 0, INT32_MAX, 0);
+        tally_buf_putc(&b, 1 | 2 | 4 | 8);
+        tally_buf_put_svarint(&b, 0);
+        tally_buf_put_f64(&b, 2.0);
+        expect_reject(b.data, b.len, "v2 index past INT32_MAX");
+        /* version 1 has no bit 3 */
+        hdr_version(&b, 1, 1, 2);
+        tally_buf_putc(&b, 0);
+        put_str(&b, "s", 1);
+        put_str(&b, "d", 1);
+        put_str(&b, "m", 1);
+        put_tail(&b, 5, 1.0, 0, 0, 0, 0);
+        tally_buf_putc(&b, 1 | 2 | 4 | 8);
+        tally_buf_put_svarint(&b, 0);
+        tally_buf_put_f64(&b, 2.0);
+        expect_reject(b.data, b.len, "v1 with bit 3");
+        tally_buf_free(&b);
+}
+
+/* A version 1 record (as written before version 2) still reads: bit 2
+ * is "metric as the previous reading's", origins always written. */
+static void test_v1_still_read(void **state)
+{
+        tally_buf b = TALLY_BUF_INIT;
+        tally_clean_reader rd;
+        tally_reading r;
+        tally_err err;
+
+        (void)state;
+        hdr_version(&b, 1, 1, 3);
+        tally_buf_putc(&b, 0);
+        put_str(&b, "DAL-07", 6);
+        put_str(&b, "cooler-17", 9);
+        put_str(&b, "temperature_c", 13);
+        put_tail(&b, INT64_C(1795515300000), 3.5, 3, 1200, 0, INT64_C(1795515290000));
+        tally_buf_putc(&b, 1 | 2 | 4);
+        put_tail(&b, 1000, 3.75, 3, 1, 0, 1000);
+        tally_buf_putc(&b, 1 | 2);
+        put_str(&b, "humidity", 8);
+        put_tail(&b, 0, 40.0, 3, 0, 1, 0);
+        assert_int_equal(tally_clean_reader_init(&rd, b.data, b.len, &err), 0);
+        assert_int_equal(rd.version, 1);
+        const tally_reading want[] = {
+                mk("DAL-07", "cooler-17", "temperature_c", INT64_C(1795515300000), 3.5,
+                   3, 1200, 0, INT64_C(1795515290000)),
+                mk("DAL-07", "cooler-17", "temperature_c", INT64_C(1795515301000), 3.75,
+                   3, 1201, 0, INT64_C(1795515291000)),
+                mk("DAL-07", "cooler-17", "humidity", INT64_C(1795515301000), 40.0,
+                   3, 1201, 1, INT64_C(1795515291000)),
+        };
+        static const uint8_t rep[] = {0, 7, 3};
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(tally_clean_reader_next(&rd, &r, &err), 1);
+                assert_reading_eq(&r, &want[i]);
+                assert_int_equal(r.repeat, rep[i]);
+        }
+        assert_int_equal(tally_clean_reader_next(&rd, &r, &err), 0);
+        tally_buf_free(&b);
+}
+
 /* Flipping any single byte of a valid record never crashes; whatever is
  * accepted decodes completely. */
 static void test_bit_flips(void **state)
@@ -730,6 +971,11 @@ int main(void)
                 cmocka_unit_test(test_count_mismatch),
                 cmocka_unit_test(test_bad_readings),
                 cmocka_unit_test(test_bad_progress),
+                cmocka_unit_test(test_v2_reports),
+                cmocka_unit_test(test_v2_metric_table_full),
+                cmocka_unit_test(test_v2_same_message),
+                cmocka_unit_test(test_v2_bad),
+                cmocka_unit_test(test_v1_still_read),
                 cmocka_unit_test(test_bit_flips),
         };
 

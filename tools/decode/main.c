@@ -55,8 +55,8 @@ static int decode_print(FILE *out, const void *buf, size_t len,
         if (tally_clean_reader_init(&rd, buf, len, err))
                 return -1;
         fprintf(out, "{\"partition\":%" PRId32 ",\"offset\":%" PRId64
-                ",\"version\":%d,\"kind\":\"%s\"", partition, offset,
-                TALLY_CLEAN_VERSION,
+                ",\"version\":%u,\"kind\":\"%s\"", partition, offset,
+                rd.version,
                 rd.kind == TALLY_CLEAN_READINGS ? "readings" : "progress");
         if (rd.kind == TALLY_CLEAN_PROGRESS) {
                 fprintf(out, ",\"raw_partitions\":%" PRId32 ",\"origins\":[",
