@@ -816,6 +816,27 @@ static void test_v2_same_message(void **state)
         free(b);
 }
 
+/* A record of `count` readings whose first is ("s", "d", "m", ts 5,
+ * value 1, origin [0, 0, index]). */
+static void first_reading(tally_buf *b, unsigned version, uint32_t count,
+                          uint64_t index)
+{
+        hdr_version(b, version, 1, count);
+        tally_buf_putc(b, 0);
+        put_str(b, "s", 1);
+        put_str(b, "d", 1);
+        put_str(b, "m", 1);
+        put_tail(b, 5, 1.0, 0, 0, index, 0);
+}
+
+/* A reading that repeats all it can: flags, ts +0, value 2. */
+static void short_reading(tally_buf *b, unsigned flags)
+{
+        tally_buf_putc(b, (unsigned char)flags);
+        tally_buf_put_svarint(b, 0);
+        tally_buf_put_f64(b, 2.0);
+}
+
 /* Version 2 corruptions, hand-built. */
 static void test_v2_bad(void **state)
 {
@@ -823,15 +844,8 @@ static void test_v2_bad(void **state)
 
         (void)state;
         /* control */
-        hdr_version(&b, 2, 1, 2);
-        tally_buf_putc(&b, 0);
-        put_str(&b, "s", 1);
-        put_str(&b, "d", 1);
-        put_str(&b, "m", 1);
-        put_tail(&b, 5, 1.0, 0, 0, 0, 0);
-        tally_buf_putc(&b, 1 | 2 | 4 | 8);
-        tally_buf_put_svarint(&b, 0);
-        tally_buf_put_f64(&b, 2.0);
+        first_reading(&b, 2, 2, 0);
+        short_reading(&b, 1 | 2 | 4 | 8);
         assert_int_equal(decode_all(b.data, b.len), 2);
 
         /* the first reading may not refer to a previous one */
@@ -850,12 +864,7 @@ static void test_v2_bad(void **state)
         static const unsigned seconds[] = {1 | 2 | 4 | 1 << 4, 1 | 2 | 1 << 4,
                                            1 | 2 | 4 | 15 << 4};
         for (size_t i = 0; i < sizeof(seconds) / sizeof(seconds[0]); i++) {
-                hdr_version(&b, 2, 1, 2);
-                tally_buf_putc(&b, 0);
-                put_str(&b, "s", 1);
-                put_str(&b, "d", 1);
-                put_str(&b, "m", 1);
-                put_tail(&b, 5, 1.0, 0, 0, 0, 0);
+                first_reading(&b, 2, 2, 0);
                 tally_buf_putc(&b, (unsigned char)seconds[i]);
                 if (!(seconds[i] & 4))
                         put_str(&b, "m", 1);
@@ -863,26 +872,12 @@ static void test_v2_bad(void **state)
                 expect_reject(b.data, b.len, "v2 bad metric slot");
         }
         /* the next index after INT32_MAX */
-        hdr_version(&b, 2, 1, 2);
-        tally_buf_putc(&b, 0);
-        put_str(&b, "s", 1);
-        put_str(&b, "d", 1);
-        put_str(&b, "m", 1);
-        put_tail(&b, 5, 1.0, 0, 0, INT32_MAX, 0);
-        tally_buf_putc(&b, 1 | 2 | 4 | 8);
-        tally_buf_put_svarint(&b, 0);
-        tally_buf_put_f64(&b, 2.0);
+        first_reading(&b, 2, 2, INT32_MAX);
+        short_reading(&b, 1 | 2 | 4 | 8);
         expect_reject(b.data, b.len, "v2 index past INT32_MAX");
         /* version 1 has no bit 3 */
-        hdr_version(&b, 1, 1, 2);
-        tally_buf_putc(&b, 0);
-        put_str(&b, "s", 1);
-        put_str(&b, "d", 1);
-        put_str(&b, "m", 1);
-        put_tail(&b, 5, 1.0, 0, 0, 0, 0);
-        tally_buf_putc(&b, 1 | 2 | 4 | 8);
-        tally_buf_put_svarint(&b, 0);
-        tally_buf_put_f64(&b, 2.0);
+        first_reading(&b, 1, 2, 0);
+        short_reading(&b, 1 | 2 | 4 | 8);
         expect_reject(b.data, b.len, "v1 with bit 3");
         tally_buf_free(&b);
 }
