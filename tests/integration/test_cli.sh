@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The command line of every program: --help lists every option with its
 # default and exits 0; a wrong value is one line naming the option and
-# exit 2; docs/config.md is current with the option tables.
+# exit 2; docs/config.md is current with the option tables; tally-decode
+# reads both clean format versions.
 set -euo pipefail
 : "${TALLY_BIN:?}" "${TALLY_SRC:?}"
 fail() { echo "test_cli: $*" >&2; exit 1; }
@@ -34,6 +35,18 @@ for p in ingest aggregate store gen devbroker decode; do
                         fail "tally-$p: TALLY_THREADS=lots gave exit $rc: $err"
         fi
 done
+# tally-decode reads both clean format versions and names each
+corpus="$TALLY_SRC/tests/fuzz/corpus/clean"
+for v in "readings 1 4" "readings-v2 2 12"; do
+        set -- $v
+        out=$("$TALLY_BIN/tally-decode" --file "$corpus/$1") || fail "tally-decode $1 failed"
+        grep -q "\"version\":$2,\"kind\":\"readings\"" <<<"$out" || fail "tally-decode $1: not version $2: $out"
+        n=$(grep -o '"origin":' <<<"$out" | wc -l)
+        [ "$n" = "$3" ] || fail "tally-decode $1: $n readings, expected $3"
+done
+if "$TALLY_BIN/tally-decode" --file "$corpus/bad-magic" >/dev/null 2>&1; then
+        fail "tally-decode accepted a record with a bad magic"
+fi
 # the configuration document comes from the same tables
 if ! diff -u "$TALLY_SRC/docs/config.md" <(bash "$TALLY_SRC/scripts/config-doc.sh" "$TALLY_BIN"); then
         fail "docs/config.md is stale: run scripts/config-doc.sh build/bin > docs/config.md"
