@@ -287,7 +287,7 @@ int tally_clean_reader_init(tally_clean_reader *rd, const void *buf,
             b[1] != TALLY_CLEAN_MAGIC1)
                 return tally_err_set(err, "malformed_clean",
                                      "not a tally.clean record (bad magic, %zu bytes)", len);
-        if (b[2] != 1 && b[2] != TALLY_CLEAN_VERSION)
+        if (b[2] != TALLY_CLEAN_VERSION_1 && b[2] != TALLY_CLEAN_VERSION)
                 return tally_err_set(err, "malformed_clean",
                                      "unsupported tally.clean version %u", b[2]);
         if (b[3] != TALLY_CLEAN_READINGS && b[3] != TALLY_CLEAN_PROGRESS)
@@ -348,7 +348,8 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
         int64_t d_ts, d_off = 0, d_prog = 0;
         uint64_t bits;
         unsigned flags, repeat;
-        int first, prev_metric = rd->prev_metric;
+        int first, v1 = rd->version == TALLY_CLEAN_VERSION_1;
+        int prev_metric = rd->prev_metric;
 
         if (rd->kind != TALLY_CLEAN_READINGS)
                 return tally_err_set(err, "malformed_clean", "not a readings record");
@@ -364,14 +365,13 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
         first = !p->site;
         /* version 1: bits 0-2 only; bits 0, 1 (and 2 in version 1) and 3
          * refer to the previous reading, which the first one lacks */
-        if ((rd->version == 1 && flags > 7) ||
-            (first && (flags & (rd->version == 1 ? 7 : 11))))
+        if ((v1 && flags > 7) || (first && (flags & (v1 ? 7 : 11))))
                 goto corrupt;
         if (!(flags & 1) && str_get(&q, end, &p->site, &p->site_len))
                 goto corrupt;
         if (!(flags & 2) && str_get(&q, end, &p->device, &p->device_len))
                 goto corrupt;
-        if (rd->version == 1) {
+        if (v1) {
                 if (!(flags & 4) && str_get(&q, end, &p->metric, &p->metric_len))
                         goto corrupt;
                 repeat = flags;
@@ -389,7 +389,7 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
                 bits |= (uint64_t)q[i] << (8 * i);
         q += 8;
         memcpy(&p->value, &bits, 8);
-        if (rd->version > 1 && (flags & 8)) {
+        if (!v1 && (flags & 8)) {
                 if (p->origin.index == INT32_MAX)
                         goto corrupt;
                 p->origin.index++;

@@ -15,7 +15,8 @@
 
 #define TALLY_CLEAN_MAGIC0 0x54  /* 'T' */
 #define TALLY_CLEAN_MAGIC1 0x43  /* 'C' */
-#define TALLY_CLEAN_VERSION 2     /* written; 1 is still read */
+#define TALLY_CLEAN_VERSION 2     /* written */
+#define TALLY_CLEAN_VERSION_1 1   /* still read */
 /* Metric names a readings record keeps in its table (version 2). */
 #define TALLY_CLEAN_METRICS 16
 /* Event times and progress must lie within +-2^50 ms (+-35,000 years),
