@@ -111,7 +111,16 @@ rd_kafka_conf_t *tally_kafka_conf_new(const tally_common_cfg *c,
                 {"auto.offset.reset", "error"},  /* never skip silently */
                 {"queued.min.messages", "200000"},
                 {"queued.max.messages.kbytes", "65536"},  /* bounds RSS */
-                {"fetch.wait.max.ms", "50"},
+                /* how long a broker may hold a fetch that finds no new
+                 * data. A real broker answers as soon as data arrives, so
+                 * this only sets how often an idle consumer asks (100 / s
+                 * per broker at 10 ms). The devbroker (librdkafka 2.0.2's
+                 * mock) holds it the whole time even when data arrives
+                 * meanwhile, so a caught-up hop of the chain (raw ->
+                 * ingest, clean -> aggregate) waited up to 50 ms at the
+                 * previous setting. tally-store keeps 50 ms (store/main.c).
+                 * docs/performance.md, session 12. */
+                {"fetch.wait.max.ms", "10"},
                 {"reconnect.backoff.max.ms", "1000"},
                 {"enable.partition.eof", "true"},
         };
