@@ -58,9 +58,21 @@ for s, f in (("ingest-t1", "points_per_s"), ("ingest-t2", "points_per_s"),
              ("store", "rows_per_s"), ("copy", "rows_per_s")):
     need("stages/%s/%s" % (s, f))
 need("stages/store/rows_1m")
+need("stages/copy_store_tables/rows_per_s")
+need("stages/copy_store_tables/rows",
+     lambda v: isinstance(v, dict) and v.get("series", 0) > 0 and
+     v.get("rollup_1m_data") == R["stages"]["store"]["rows_1m"])
+# the yardsticks run in two rounds, the faster counting
+need("primitives/jansson/rounds_points_per_s",
+     lambda v: isinstance(v, list) and len(v) == 2 and
+     max(v) == R["primitives"]["jansson"]["points_per_s"])
+need("stages/consume_clean/rounds_s",
+     lambda v: isinstance(v, list) and len(v) == 2 and all(x > 0 for x in v))
+if "raw" in R.get("primitives", {}).get("jansson", {}):
+    bad.append("primitives/jansson/raw: a work file's path left in the JSON")
 for k in ("e2e/jansson (>= 1.0)", "ingest 1 thread/jansson (>= 0.7)",
           "ingest 2 threads/1 (>= 1.3)", "aggregate/consume clean (>= 0.5)",
-          "store/COPY (>= 0.5)"):
+          "store/COPY (>= 0.5)", "store/COPY into its tables"):
     if not isinstance(R.get("ratios", {}).get(k), (int, float)):
         bad.append("ratios/" + k + ": missing")
 if bad:
