@@ -46,10 +46,11 @@ wait "$gen_pid"
 # the devbroker does not enforce idempotence: a device's produce retried
 # across the outage can be appended twice (docs/devbroker.md), and tally
 # rightly counts it twice while tally-gen's expectation counts it once.
-# Such a run cannot be judged: start over once.
+# Such a run cannot be judged: start over (up to CHAOS_RERUNS times).
 messages=$(grep 'msg=summary' "$W/gen.log" | tr ' ' '\n' | sed -n 's/^messages=//p')
 retained=$(chaos_topic_count tally.raw)
-if [ "$retained" -gt "$messages" ] && [ -z "${OUTAGE_RETRIED:-}" ]; then
+if [ "$retained" -gt "$messages" ] &&
+   [ "${OUTAGE_RETRIED:-0}" -lt "$CHAOS_RERUNS" ]; then
         echo "test_outage_heartbeat: the devbroker doubled $((retained - messages)) raw messages; starting over"
         chaos_rerun OUTAGE_RETRIED
 fi

@@ -22,7 +22,7 @@
 #   chaos_progress                # "pg_1m_rows/readings=ROWS/READINGS" so far
 #   chaos_topic_count TOPIC       # messages retained in TOPIC (kcat)
 #   chaos_rerun VAR [ENV=V...]    # stop everything, run the script again
-#                                 # with VAR=1 (callers allow it once)
+#                                 # with VAR one higher (callers bound it)
 #   chaos_setup [BROKER ARGS]     # the test's servers: PostgreSQL and the
 #                                 # devbroker, the group timings, W=$PIPE_DIR,
 #                                 # and an EXIT trap that stops everything
@@ -159,17 +159,19 @@ _chaos_cleanup() {
 }
 
 # chaos_rerun VAR [ENV=VALUE...]: stops everything this run started and
-# runs the test script again from the start with VAR=1 (and the extra
-# environment) -- once: callers check VAR first.
+# runs the test script again from the start with VAR one higher (unset
+# counts as 0) and the extra environment; callers check VAR against
+# CHAOS_RERUNS first.
+CHAOS_RERUNS=2
 chaos_rerun() {
-        local var=$1
+        local var=$1 n=$((${!1:-0} + 1))
         shift
         trap - EXIT
         daemon_stop_all >/dev/null 2>&1 || true
         broker_stop || true
         pg_stop || true
         rm -rf "$PIPE_DIR"
-        exec env -u PIPE_DIR -u TALLY_BROKERS -u TALLY_PG "$var=1" "$@" \
+        exec env -u PIPE_DIR -u TALLY_BROKERS -u TALLY_PG "$var=$n" "$@" \
                 bash "$0"
 }
 
