@@ -8,10 +8,11 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
         librdkafka-dev libpq-dev libjansson-dev zlib1g-dev libmicrohttpd-dev \
-        libcmocka-dev \
+        libcmocka-dev libgoogle-perftools-dev \
  && rm -rf /var/lib/apt/lists/*
 # libcmocka-dev: tests/CMakeLists.txt links the unit tests against cmocka,
 # so the configure step needs it even though no test ships in the image.
+# libgoogle-perftools-dev: tcmalloc, the programs' allocator (CMakeLists.txt).
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
@@ -23,6 +24,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         librdkafka1 libpq5 libjansson4 zlib1g libmicrohttpd12 \
+        libtcmalloc-minimal4 \
         ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 tally \

@@ -9,8 +9,12 @@
 
 void tally_daemon_mmap_threshold(size_t bytes)
 {
+#ifdef TALLY_TCMALLOC
+        (void)bytes;
+#else
         if (!getenv("MALLOC_MMAP_THRESHOLD_"))
                 mallopt(M_MMAP_THRESHOLD, (int)bytes);
+#endif
 }
 
 int tally_daemon_init(const char *prog, const char *daemon, const char *about,

@@ -24,5 +24,7 @@ int tally_daemon_init(const char *prog, const char *daemon, const char *about,
  * such blocks in mappings of their own, returned when freed; the price
  * is a mapping and its page faults per block (docs/performance.md,
  * "memory and input length": worth it in store and aggregate, not in
- * ingest, whose raw fetches are many and short-lived). */
+ * ingest, whose raw fetches are many and short-lived). Does nothing in a
+ * build linked with tcmalloc (the default: CMakeLists.txt), which keeps
+ * its own free lists and ignores mallopt. */
 void tally_daemon_mmap_threshold(size_t bytes);
