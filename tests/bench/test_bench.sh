@@ -68,6 +68,9 @@ need("primitives/jansson/rounds_points_per_s",
      max(v) == R["primitives"]["jansson"]["points_per_s"])
 need("stages/consume_clean/rounds_s",
      lambda v: isinstance(v, list) and len(v) == 2 and all(x > 0 for x in v))
+need("stages/copy/rounds_s",
+     lambda v: isinstance(v, list) and len(v) == 2 and
+     min(v) == R["stages"]["copy"]["seconds"])
 if "raw" in R.get("primitives", {}).get("jansson", {}):
     bad.append("primitives/jansson/raw: a work file's path left in the JSON")
 for k in ("e2e/jansson (>= 1.0)", "ingest 1 thread/jansson (>= 0.7)",
