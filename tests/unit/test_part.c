@@ -12,10 +12,31 @@
 #include <string.h>
 
 #include <cmocka.h>
+#ifdef TALLY_TCMALLOC
+#include <gperftools/malloc_extension_c.h>
+#endif
 
 #include "aggregate/part.h"
 #include "common/clean_codec.h"
 #include "common/timefmt.h"
+
+/* Bytes the allocator has handed out and not had back: tcmalloc's own
+ * count when the build links it (CMakeLists.txt), else glibc's
+ * mallinfo2 (small blocks + mmapped large ones, the big arrays). */
+static size_t heap_in_use(void)
+{
+#ifdef TALLY_TCMALLOC
+        size_t v = 0;
+
+        MallocExtension_GetNumericProperty("generic.current_allocated_bytes",
+                                           &v);
+        return v;
+#else
+        struct mallinfo2 m = mallinfo2();
+
+        return m.uordblks + m.hblkhd;
+#endif
+}
 
 #define W 60000
 #define D 5000
@@ -699,13 +720,13 @@ static int count_emit(void *opaque, const agg_series *s, int64_t start,
 static void test_many_series(void **state)
 {
         enum { NS = 100000 };
-        struct mallinfo2 before, after;
+        size_t used_before, used_after;
         agg_part *pt;
         counter c = {0, 0};
         char dev[32];
 
         (void)state;
-        before = mallinfo2();
+        used_before = heap_in_use();
         pt = agg_part_new(&params, INT64_MIN);
         agg_part_progress(pt, 1, 0, 0);
         for (int win = 0; win < 2; win++) {
@@ -721,15 +742,12 @@ static void test_many_series(void **state)
                         }
                 }
         }
-        after = mallinfo2();
+        used_after = heap_in_use();
         assert_int_equal(agg_part_open_windows(pt), 2 * NS);
         assert_int_equal(agg_series_count(agg_part_series(pt)), NS);
-        /* in use = small blocks + mmapped large ones (the big arrays) */
-        size_t used_before = before.uordblks + before.hblkhd;
-        size_t used_after = after.uordblks + after.hblkhd;
         if (used_after > used_before)
                 print_message("# part: %.1f bytes per open window (%d series x 2 windows, "
-                              "series table included; mallinfo2)\n",
+                              "series table included; heap in use)\n",
                               (double)(used_after - used_before) / (2.0 * NS), NS);
         /* the series table resolves names back */
         for (uint32_t id = 0; id < NS; id += 9999) {
@@ -839,7 +857,7 @@ static void test_series_lookups(void **state)
 
 /* One clean partition of bench/run's 1 M series case (16 partitions):
  * 15,625 devices over 20 sites x 4 metrics, two readings each, all in one
- * window. Reports the bytes per open (series, window) by mallinfo2 and by
+ * window. Reports the bytes per open (series, window) by the heap and by
  * agg_part_bytes, and holds them to the issue's budget with room for the
  * daemon's own overhead. */
 static void test_bench_shape_memory(void **state)
@@ -847,7 +865,7 @@ static void test_bench_shape_memory(void **state)
         enum { DEVICES = 15625 };
         static const char *const metric[4] = {"temperature_c", "humidity_pct",
                                                "power_w", "door_open"};
-        struct mallinfo2 before, after;
+        size_t before;
         char dev[16], site[16];
         agg_part *pt;
         counter c = {0, 0};
@@ -855,7 +873,7 @@ static void test_bench_shape_memory(void **state)
         size_t used;
 
         (void)state;
-        before = mallinfo2();
+        before = heap_in_use();
         pt = agg_part_new(&params, INT64_MIN);
         agg_part_progress(pt, 1, 0, 0);
         for (int k = 0; k < 2; k++) {
@@ -874,12 +892,11 @@ static void test_bench_shape_memory(void **state)
                         }
                 }
         }
-        after = mallinfo2();
+        used = heap_in_use() - before;
         windows = agg_part_open_windows(pt);
         assert_int_equal(windows, DEVICES * 4);
         assert_int_equal(agg_series_count(agg_part_series(pt)), DEVICES * 4);
-        used = (after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd);
-        print_message("# part: %.1f bytes per open window by mallinfo2, %.1f by "
+        print_message("# part: %.1f bytes per open window by the heap, %.1f by "
                       "agg_part_bytes (%u series, 1 window each)\n",
                       (double)used / (double)windows,
                       (double)agg_part_bytes(pt) / (double)windows, DEVICES * 4);
