@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git
       librdkafka-dev libpq-dev libjansson-dev zlib1g-dev libmicrohttpd-dev
       libcmocka-dev libgoogle-perftools-dev clang libclang-rt-14-dev
-      postgresql-15 postgresql-client-15 kcat docker-compose python3 curl procps)
+      postgresql-15 postgresql-client-15 kcat docker-compose python3 curl procps gdb)
 missing=()
 for p in "${PKGS[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

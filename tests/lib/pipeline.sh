@@ -6,6 +6,8 @@
 #   daemon_start NAME ARGS...         # starts tally-NAME in the background;
 #                                     # its pid is recorded in DAEMON_PIDS
 #   daemon_stop_all                   # SIGTERM all, fail if one exits non-zero
+#                                     # or is still running PIPE_STOP_TIMEOUT
+#                                     # (60) s later: then its stacks, SIGKILL
 #   pipeline_compare EXPECT_TSV       # prints the number of differing rows
 #   pipeline_wait EXPECT_TSV SECONDS  # waits until no row differs
 #   pipeline_diff EXPECT_TSV          # prints the first differing rows
@@ -33,13 +35,25 @@ daemon_start() {
 }
 
 daemon_stop_all() {
-        local i rc=0
+        local i pid rc=0 deadline=$((SECONDS + ${PIPE_STOP_TIMEOUT:-60}))
         for i in "${!DAEMON_PIDS[@]}"; do
                 [ -n "${DAEMON_PIDS[$i]}" ] && kill -TERM "${DAEMON_PIDS[$i]}" 2>/dev/null
         done
         for i in "${!DAEMON_PIDS[@]}"; do
-                [ -n "${DAEMON_PIDS[$i]}" ] || continue
-                if ! wait "${DAEMON_PIDS[$i]}"; then
+                pid=${DAEMON_PIDS[$i]}
+                [ -n "$pid" ] || continue
+                while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+                        sleep 0.2
+                done
+                if kill -0 "$pid" 2>/dev/null; then
+                        echo "daemon ${DAEMON_NAMES[$i]} (pid $pid) did not exit" \
+                                "${PIPE_STOP_TIMEOUT:-60} s after SIGTERM; its threads:" >&2
+                        _daemon_stacks "$pid" >&2
+                        kill -KILL "$pid" 2>/dev/null
+                        wait "$pid" 2>/dev/null
+                        tail -n 60 "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" >&2
+                        rc=1
+                elif ! wait "$pid"; then
                         echo "daemon ${DAEMON_NAMES[$i]} exited non-zero; log tail:" >&2
                         tail -n 60 "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" >&2
                         rc=1
@@ -48,6 +62,20 @@ daemon_stop_all() {
         DAEMON_PIDS=()
         DAEMON_NAMES=()
         return $rc
+}
+
+# The stack of every thread of a process that hangs: gdb's when it is
+# installed, else the kernel's view of where each thread waits.
+_daemon_stacks() {
+        local t
+        if command -v gdb >/dev/null; then
+                timeout 60 gdb -p "$1" -batch -nx -ex "thread apply all bt" 2>&1 |
+                        grep -v '^\[New LWP\|^warning:'
+                return
+        fi
+        for t in /proc/"$1"/task/*; do
+                echo "thread ${t##*/} $(cat "$t/comm" 2>/dev/null): $(cat "$t/wchan" 2>/dev/null)"
+        done
 }
 
 # Every resolution of TALLY_WINDOWS (default 1m,1h), as one relation with
