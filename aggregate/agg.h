@@ -13,6 +13,7 @@ typedef struct agg_cfg {
         char *group;
         int64_t commit_ms;
         int64_t emit_ms;
+        int64_t stop_timeout_ms;        /* longest wait for acks at stop */
 } agg_cfg;
 
 typedef struct agg_stats {

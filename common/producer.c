@@ -86,6 +86,26 @@ int tally_producer_send(tally_producer *p, const char *topic,
         return 0;
 }
 
+int tally_producer_drain(tally_producer *p, const tally_ckpt_queue *q,
+                         int64_t timeout_ms, tally_err *err)
+{
+        int64_t until = tally_now_mono_ms() + timeout_ms;
+        long left;
+
+        while (!p->failed && (left = tally_ckpt_pending(q)) > 0) {
+                int64_t now = tally_now_mono_ms();
+
+                if (now >= until)
+                        return tally_err_set(err, "unacknowledged",
+                                             "%ld records not acknowledged "
+                                             "%lld ms after the stop; their "
+                                             "input stays uncommitted", left,
+                                             (long long)timeout_ms);
+                rd_kafka_poll(p->rk, until - now < 100 ? (int)(until - now) : 100);
+        }
+        return 0;
+}
+
 void tally_producer_close(tally_producer *p, int timeout_ms)
 {
         if (!p->rk)

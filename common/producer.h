@@ -40,6 +40,13 @@ int tally_producer_send(tally_producer *p, const char *topic,
                         int32_t partition, const void *key, size_t key_len,
                         const void *buf, size_t len, tally_ckpt *c,
                         tally_err *err);
+/* A worker's graceful end: serves delivery reports until nothing in q
+ * waits for an acknowledgement, the producer has failed, or timeout_ms
+ * has passed (a broker that is gone never answers). Returns 0, or -1
+ * (err: how many records stay unacknowledged) at the timeout; those must
+ * not be committed, so that the next owner reads their input again. */
+int tally_producer_drain(tally_producer *p, const tally_ckpt_queue *q,
+                         int64_t timeout_ms, tally_err *err);
 /* Waits up to timeout_ms for everything sent to be acknowledged, then
  * destroys the producer. */
 void tally_producer_close(tally_producer *p, int timeout_ms);

@@ -17,6 +17,7 @@ typedef struct ingest_cfg {
         int64_t commit_ms;
         int64_t max_message;
         int64_t max_past_ms, max_future_ms;
+        int64_t stop_timeout_ms;        /* longest wait for acks at stop */
 } ingest_cfg;
 
 /* Committed position of a raw partition, read on assignment. */

@@ -42,6 +42,7 @@ struct ingest_worker {
         tally_ckpt_pos *snap;           /* [raw_partitions] scratch */
         int64_t last_flush_mono, last_commit_mono;
         int fatal;
+        int gave_up;                    /* stop: acknowledgements never came */
         /* message being decoded */
         ingest_origin *msg_origin;
         const rd_kafka_message_t *msg;
@@ -558,8 +559,13 @@ static void *worker_main(void *arg)
         /* graceful: finish in-flight work, wait for acks, commit */
         if (!w->fatal && worker_flush(w, &err))
                 worker_fail(w, "ingest_failed", &err);
-        while (!w->fatal && tally_ckpt_pending(&w->ckq) > 0)
-                rd_kafka_poll(w->prod.rk, 100);
+        /* without the acknowledgements (the brokers are gone) the worker
+         * ends failed and commits nothing more */
+        if (!w->fatal && tally_producer_drain(&w->prod, &w->ckq,
+                                              w->cfg->stop_timeout_ms, &err)) {
+                worker_fail(w, "stop_unacknowledged", &err);
+                w->gave_up = 1;
+        }
         worker_commit(w, 1);
         worker_stats_flush(w);
         return NULL;
@@ -616,7 +622,7 @@ void ingest_worker_free(ingest_worker *w)
                 pthread_mutex_destroy(&w->wake_mu);
                 pthread_cond_destroy(&w->wake_cv);
         }
-        tally_producer_close(&w->prod, 10000);
+        tally_producer_close(&w->prod, w->gave_up ? 0 : 10000);
         tally_ckpt_queue_free(&w->ckq);
         free(w->snap);
         for (int32_t i = 0; w->writers && i < w->ctx->clean_partitions; i++)
