@@ -58,8 +58,9 @@ for s, f in (("ingest-t1", "points_per_s"), ("ingest-t2", "points_per_s"),
              ("store", "rows_per_s"), ("copy", "rows_per_s")):
     need("stages/%s/%s" % (s, f))
 need("stages/store/rows_1m")
-# the whole machine's busy cores while ingest alone ran (every process)
-for t in ("ingest-t1", "ingest-t2"):
+# the whole machine's busy cores while ingest and aggregate alone ran
+# (every process)
+for t in ("ingest-t1", "ingest-t2", "aggregate"):
     need("stages/%s/machine_cores_busy" % t)
 need("stages/copy_store_tables/rows_per_s")
 need("stages/copy_store_tables/rows",
