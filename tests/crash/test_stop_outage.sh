@@ -15,22 +15,13 @@ set -euo pipefail
 . "$TALLY_SRC/tests/lib/broker.sh"
 . "$TALLY_SRC/tests/lib/pipeline.sh"
 
-cleanup() {
-        PIPE_STOP_TIMEOUT=10 daemon_stop_all >/dev/null 2>&1 || true
-        broker_stop || true
-        pg_stop || true
-        rm -rf "$PIPE_DIR"
-}
-trap cleanup EXIT
-pg_start
-broker_start
-pipeline_env
+pipeline_setup
 W=$PIPE_DIR
 STOP_S=2
 
 # a backlog ingest needs a few tenths of a second for (more under the
 # sanitizers), so the outage falls in the middle of it
-"$TALLY_BIN/tally-gen" --seed 7 --devices 2000 --sites 7 --duration 200s \
+"$TALLY_BIN/tally-gen" --seed 7 --devices 2000 --sites 7 --duration 180s \
         --expect "$W/expected.tsv" 2>"$W/gen.log"
 tail -n 1 "$W/gen.log"
 
@@ -92,7 +83,7 @@ esac || { echo "aggregate: exit $rc_agg does not match its log" >&2; exit 1; }
 
 # the brokers return: the same groups resume from what was committed
 broker_up
-daemon_start ingest --group ingest-outage
+daemon_start ingest --group ingest-outage --idle-timeout 500ms
 daemon_start aggregate --group aggregate-outage
 daemon_start store --group store-outage --pg "$TALLY_PG"
 if ! pipeline_wait "$W/expected.tsv" 240; then

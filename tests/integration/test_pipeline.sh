@@ -14,16 +14,7 @@ set -euo pipefail
 
 SEED=${TALLY_TEST_SEED:-$RANDOM}
 echo "seed=$SEED"
-cleanup() {
-        daemon_stop_all >/dev/null 2>&1 || true
-        broker_stop || true
-        pg_stop || true
-        rm -rf "$PIPE_DIR"
-}
-trap cleanup EXIT
-pg_start
-broker_start
-pipeline_env
+pipeline_setup
 # three resolutions at once: 5m and 1h rows are merged from the 1m rows
 export TALLY_WINDOWS=1m,5m,1h
 W=$PIPE_DIR

@@ -146,18 +146,6 @@ chaos_topic_count() {
                 grep -vc 'tally-heartbeat=' || true
 }
 
-_chaos_cleanup() {
-        local rc=$?
-        daemon_stop_all >/dev/null 2>&1 || true
-        broker_stop || true
-        pg_stop || true
-        if [ "$rc" != 0 ] && [ -n "${TALLY_TEST_KEEP:-}" ]; then
-                echo "logs kept in $PIPE_DIR"
-        else
-                rm -rf "$PIPE_DIR"
-        fi
-}
-
 # chaos_rerun VAR [ENV=VALUE...]: stops everything this run started and
 # runs the test script again from the start with VAR one higher (unset
 # counts as 0) and the extra environment; callers check VAR against
@@ -176,9 +164,6 @@ chaos_rerun() {
 }
 
 chaos_setup() {
-        trap _chaos_cleanup EXIT
-        pg_start
-        broker_start "$@"
-        pipeline_env
+        pipeline_setup "$@"
         W=$PIPE_DIR
 }

@@ -2,6 +2,11 @@
 # check what lands in PostgreSQL against tally-gen's expected rollups.
 # Source after pg.sh and broker.sh (needs TALLY_BIN, TALLY_BROKERS, TALLY_PG).
 #
+#   pipeline_setup [BROKER ARGS]      # pg_start, broker_start, pipeline_env,
+#                                     # and an EXIT trap that stops the
+#                                     # daemons and servers and removes
+#                                     # PIPE_DIR (kept on failure when
+#                                     # TALLY_TEST_KEEP is set)
 #   pipeline_env                      # test-friendly Kafka group timings
 #   daemon_start NAME ARGS...         # starts tally-NAME in the background;
 #                                     # its pid is recorded in DAEMON_PIDS
@@ -23,6 +28,25 @@ pipeline_env() {
         # the development broker stalls a rebalance for session.timeout - 1 s
         export TALLY_KAFKA_SESSION_TIMEOUT_MS=${TALLY_KAFKA_SESSION_TIMEOUT_MS:-3000}
         export TALLY_KAFKA_HEARTBEAT_INTERVAL_MS=${TALLY_KAFKA_HEARTBEAT_INTERVAL_MS:-500}
+}
+
+pipeline_setup() {
+        trap _pipeline_cleanup EXIT
+        pg_start
+        broker_start "$@"
+        pipeline_env
+}
+
+_pipeline_cleanup() {
+        local rc=$?
+        daemon_stop_all >/dev/null 2>&1 || true
+        broker_stop || true
+        pg_stop || true
+        if [ "$rc" != 0 ] && [ -n "${TALLY_TEST_KEEP:-}" ]; then
+                echo "logs kept in $PIPE_DIR"
+        else
+                rm -rf "$PIPE_DIR"
+        fi
 }
 
 daemon_start() {
