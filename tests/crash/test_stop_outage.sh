@@ -44,7 +44,7 @@ for _ in $(seq 1 600); do
 done
 broker_down
 read_at_down=$(metric "$ip" tally_ingest_messages_total)
-total=$(sed -n 's/.* messages=\([0-9]*\).*/\1/p' "$W/gen.log")
+total=$(sed -n 's/.*msg=summary.* messages=\([0-9]*\).*/\1/p' "$W/gen.log")
 echo "brokers down after ingest read $read_at_down of $total raw messages"
 [ "$read_at_down" -gt 0 ] && [ "$read_at_down" -lt "$total" ] || {
         echo "the outage did not fall mid-backlog" >&2; exit 1; }
