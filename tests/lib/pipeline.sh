@@ -59,7 +59,7 @@ daemon_start() {
 }
 
 daemon_stop_all() {
-        local i pid rc=0 deadline=$((SECONDS + ${PIPE_STOP_TIMEOUT:-60}))
+        local i pid st rc=0 deadline=$((SECONDS + ${PIPE_STOP_TIMEOUT:-60}))
         for i in "${!DAEMON_PIDS[@]}"; do
                 [ -n "${DAEMON_PIDS[$i]}" ] && kill -TERM "${DAEMON_PIDS[$i]}" 2>/dev/null
         done
@@ -77,10 +77,15 @@ daemon_stop_all() {
                         wait "$pid" 2>/dev/null
                         tail -n 60 "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" >&2
                         rc=1
-                elif ! wait "$pid"; then
-                        echo "daemon ${DAEMON_NAMES[$i]} exited non-zero; log tail:" >&2
-                        tail -n 60 "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" >&2
-                        rc=1
+                else
+                        st=0
+                        wait "$pid" || st=$?
+                        if [ "$st" != 0 ]; then
+                                echo "daemon ${DAEMON_NAMES[$i]} exited with status $st" \
+                                        "(over 128: killed by signal $st - 128); log tail:" >&2
+                                tail -n 60 "$PIPE_DIR/${DAEMON_NAMES[$i]}.log" >&2
+                                rc=1
+                        fi
                 fi
         done
         DAEMON_PIDS=()
