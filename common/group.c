@@ -59,7 +59,11 @@ static void group_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                                void *opaque)
 {
         tally_group *g = opaque;
-        int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        /* NULL once the member has left the group: consumer_close's final
+         * revoke after the group rebalanced under it (a copy stopping
+         * while the others leave) comes with no protocol, and is eager */
+        const char *proto = rd_kafka_rebalance_protocol(rk);
+        int cooperative = proto && !strcmp(proto, "COOPERATIVE");
 
         if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 for (int i = 0; i < parts->cnt; i++) {
