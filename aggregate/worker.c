@@ -30,7 +30,6 @@ struct agg_worker {
         agg_params params;
         int id;
         int fatal;
-        int gave_up;                    /* stop: acknowledgements never came */
         tally_producer prod;
         rd_kafka_queue_t *queue;        /* borrowed from the group */
         agg_pstate *ps;                 /* [clean_partitions] */
@@ -359,10 +358,8 @@ static void *worker_main(void *arg)
         /* without the acknowledgements (the brokers are gone) the worker
          * ends failed and commits nothing more */
         if (!w->fatal && tally_producer_drain(&w->prod, &w->ckq,
-                                              w->cfg->stop_timeout_ms, &err)) {
+                                              w->cfg->stop_timeout_ms, &err))
                 worker_fail(w, "stop_unacknowledged", &err);
-                w->gave_up = 1;
-        }
         worker_commit(w, 1);
         return NULL;
 }
@@ -401,7 +398,7 @@ void agg_worker_free(agg_worker *w)
 {
         if (!w)
                 return;
-        tally_producer_close(&w->prod, w->gave_up ? 0 : 10000);
+        tally_producer_close(&w->prod, 10000);
         tally_ckpt_queue_free(&w->ckq);
         for (int32_t p = 0; w->ps && p < w->ctx->clean_partitions; p++)
                 agg_part_free(w->ps[p].part);

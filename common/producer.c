@@ -30,6 +30,7 @@ int tally_producer_init(tally_producer *p, const tally_common_cfg *c,
         rd_kafka_conf_t *conf = tally_kafka_conf_new(c, TALLY_KAFKA_PRODUCER, err);
 
         p->failed = 0;
+        p->gave_up = 0;
         p->rk = NULL;
         p->ntopics = 0;
         if (!conf)
@@ -95,12 +96,14 @@ int tally_producer_drain(tally_producer *p, const tally_ckpt_queue *q,
         while (!p->failed && (left = tally_ckpt_pending(q)) > 0) {
                 int64_t now = tally_now_mono_ms();
 
-                if (now >= until)
+                if (now >= until) {
+                        p->gave_up = 1;
                         return tally_err_set(err, "unacknowledged",
                                              "%ld records not acknowledged "
                                              "%lld ms after the stop; their "
                                              "input stays uncommitted", left,
                                              (long long)timeout_ms);
+                }
                 rd_kafka_poll(p->rk, until - now < 100 ? (int)(until - now) : 100);
         }
         return 0;
@@ -110,7 +113,7 @@ void tally_producer_close(tally_producer *p, int timeout_ms)
 {
         if (!p->rk)
                 return;
-        if (rd_kafka_flush(p->rk, timeout_ms))
+        if (rd_kafka_flush(p->rk, p->gave_up ? 0 : timeout_ms))
                 tally_log_warn("producer_unflushed", "pending=%d",
                                rd_kafka_outq_len(p->rk));
         while (p->ntopics > 0)

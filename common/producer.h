@@ -18,6 +18,7 @@
 typedef struct tally_producer {
         rd_kafka_t *rk;
         int failed;
+        int gave_up;                    /* a drain timed out: close waits no more */
         tally_err err;                  /* the first delivery failure */
         rd_kafka_topic_t *topics[TALLY_PRODUCER_TOPICS]; /* tally_producer_warm */
         int ntopics;
@@ -44,7 +45,8 @@ int tally_producer_send(tally_producer *p, const char *topic,
  * waits for an acknowledgement, the producer has failed, or timeout_ms
  * has passed (a broker that is gone never answers). Returns 0, or -1
  * (err: how many records stay unacknowledged) at the timeout; those must
- * not be committed, so that the next owner reads their input again. */
+ * not be committed, so that the next owner reads their input again, and
+ * tally_producer_close then does not wait for them once more. */
 int tally_producer_drain(tally_producer *p, const tally_ckpt_queue *q,
                          int64_t timeout_ms, tally_err *err);
 /* Waits up to timeout_ms for everything sent to be acknowledged, then

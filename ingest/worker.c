@@ -42,7 +42,6 @@ struct ingest_worker {
         tally_ckpt_pos *snap;           /* [raw_partitions] scratch */
         int64_t last_flush_mono, last_commit_mono;
         int fatal;
-        int gave_up;                    /* stop: acknowledgements never came */
         /* message being decoded */
         ingest_origin *msg_origin;
         const rd_kafka_message_t *msg;
@@ -562,10 +561,8 @@ static void *worker_main(void *arg)
         /* without the acknowledgements (the brokers are gone) the worker
          * ends failed and commits nothing more */
         if (!w->fatal && tally_producer_drain(&w->prod, &w->ckq,
-                                              w->cfg->stop_timeout_ms, &err)) {
+                                              w->cfg->stop_timeout_ms, &err))
                 worker_fail(w, "stop_unacknowledged", &err);
-                w->gave_up = 1;
-        }
         worker_commit(w, 1);
         worker_stats_flush(w);
         return NULL;
@@ -622,7 +619,7 @@ void ingest_worker_free(ingest_worker *w)
                 pthread_mutex_destroy(&w->wake_mu);
                 pthread_cond_destroy(&w->wake_cv);
         }
-        tally_producer_close(&w->prod, w->gave_up ? 0 : 10000);
+        tally_producer_close(&w->prod, 10000);
         tally_ckpt_queue_free(&w->ckq);
         free(w->snap);
         for (int32_t i = 0; w->writers && i < w->ctx->clean_partitions; i++)
