@@ -23,9 +23,7 @@ static const tally_opt agg_opts[] = {
          "how often acknowledged offsets are committed", 10, 60000, 0},
         {"emit-interval", TALLY_OPT_DURATION, "20ms", offsetof(agg_cfg, emit_ms),
          "how often watermarks are checked for windows to emit", 1, 10000, 0},
-        {"stop-timeout", TALLY_OPT_DURATION, "30s", offsetof(agg_cfg, stop_timeout_ms),
-         "longest wait at stop for the acknowledgement of what was produced; then exit 1 without committing it",
-         0, 3600000, 0},
+        TALLY_STOP_TIMEOUT_OPT(agg_cfg),
 };
 #define NOPTS (sizeof(agg_opts) / sizeof(agg_opts[0]))
 

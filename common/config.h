@@ -72,6 +72,13 @@ typedef struct tally_common_cfg {
         TALLY_TOPIC_OPTS(T),                                                   \
         TALLY_TIME_OPTS(T)
 
+/* --stop-timeout of a daemon whose output must be acknowledged before it
+ * commits its input; T has int64_t stop_timeout_ms. */
+#define TALLY_STOP_TIMEOUT_OPT(T)                                              \
+        {"stop-timeout", TALLY_OPT_DURATION, "30s", offsetof(T, stop_timeout_ms), \
+         "longest wait at stop for the acknowledgement of what was produced;" \
+         " then exit 1 without committing it", 0, 3600000, 0}
+
 /* The topic names alone (for tools that take no bootstrap list). */
 #define TALLY_TOPIC_OPTS(T)                                                    \
         {"topic-raw", TALLY_OPT_STR, "tally.raw",                             \

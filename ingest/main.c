@@ -34,9 +34,7 @@ static const tally_opt ingest_opts[] = {
          "oldest event time accepted, before the record timestamp", 1000, 0x7fffffffffffLL, 0},
         {"max-future", TALLY_OPT_DURATION, "5m", offsetof(ingest_cfg, max_future_ms),
          "newest event time accepted, after the record timestamp", 0, 86400000, 0},
-        {"stop-timeout", TALLY_OPT_DURATION, "30s", offsetof(ingest_cfg, stop_timeout_ms),
-         "longest wait at stop for the acknowledgement of what was produced; then exit 1 without committing it",
-         0, 3600000, 0},
+        TALLY_STOP_TIMEOUT_OPT(ingest_cfg),
 };
 #define NOPTS (sizeof(ingest_opts) / sizeof(ingest_opts[0]))
 

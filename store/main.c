@@ -37,6 +37,7 @@ static const tally_opt store_opts[] = {
          offsetof(store_cfg, maintenance_ms),
          "how often partitions ahead and retention are checked", 1000,
          86400000, 0},
+        TALLY_STOP_TIMEOUT_OPT(store_cfg),
 };
 #define NOPTS (sizeof(store_opts) / sizeof(store_opts[0]))
 
@@ -235,12 +236,20 @@ out:
         tally_http_stop();
         for (int i = 0; i < nworkers; i++)
                 store_worker_stop(workers[i]);  /* writes in-flight batches */
+        if (atomic_load(&ctx->dlq_gave_up))
+                exit_code = 1;  /* a worker's final batch was abandoned */
         if (ctx->group) {
                 tally_group_close(ctx->group);
                 tally_group_free(ctx->group);
         }
         if (ctx->producer) {
-                rd_kafka_flush(ctx->producer, 10000);
+                /* after a worker gave up on its dead letters, no more
+                 * waiting: they stay unacknowledged and their rollups
+                 * uncommitted */
+                if (rd_kafka_flush(ctx->producer,
+                                   atomic_load(&ctx->dlq_gave_up) ? 0 : 10000))
+                        tally_log_warn("producer_unflushed", "pending=%d",
+                                       rd_kafka_outq_len(ctx->producer));
                 rd_kafka_destroy(ctx->producer);
         }
         tally_log_info("stopped", "rows=%lld dlq=%lld batches=%lld "

@@ -26,6 +26,7 @@ typedef struct store_cfg {
         int64_t retention_ms;           /* 0 = keep everything */
         int64_t ahead_ms;               /* partitions created ahead */
         int64_t maintenance_ms;
+        int64_t stop_timeout_ms;        /* longest wait for dead letters at stop */
 } store_cfg;
 
 typedef struct store_ctx {
@@ -35,6 +36,7 @@ typedef struct store_ctx {
         _Atomic int64_t epoch[TALLY_GROUP_MAX_PARTITIONS];
         atomic_int fatal;               /* a worker hit a non-retryable error */
         atomic_int dlq_failed;          /* a dead letter was not delivered */
+        atomic_int dlq_gave_up;         /* stopped with dead letters unacknowledged */
         atomic_llong rows, dlq, batches, stale, retries;
         atomic_llong pg_waiting;        /* workers retrying a batch */
 } store_ctx;

@@ -39,6 +39,7 @@ struct store_worker {
         unsigned char at_end[TALLY_GROUP_MAX_PARTITIONS]; /* read to its end */
         tally_nudge nudge;              /* see worker_nudge_fetcher */
         int32_t last_part;              /* partition of the last record */
+        int abandoned;                  /* gave up at stop: write no more */
 };
 
 static void sleep_ms(int64_t ms)
@@ -48,14 +49,60 @@ static void sleep_ms(int64_t ms)
         nanosleep(&ts, NULL);
 }
 
-/* Waits until every dead letter is acknowledged. */
+/* Waits until every dead letter is acknowledged: 0; -1 when one failed
+ * (dr_cb stops the store); 1 when a stop was requested and they were
+ * still unacknowledged --stop-timeout later (the brokers are gone, or
+ * refuse them). A wait past a second is logged once: the batch is held
+ * meanwhile, since its offsets must not commit before its dead letters. */
 static int dlq_settle(store_worker *w)
 {
         rd_kafka_t *p = w->ctx->producer;
+        int64_t start = tally_now_mono_ms(), give_up = -1;
+        int warned = 0;
 
-        while (rd_kafka_outq_len(p) > 0 && !atomic_load(&w->ctx->dlq_failed))
+        while (rd_kafka_outq_len(p) > 0 && !atomic_load(&w->ctx->dlq_failed)) {
+                int64_t now = tally_now_mono_ms();
+
+                if (!warned && now - start >= 1000) {
+                        warned = 1;
+                        tally_log_warn("dlq_unacknowledged",
+                                "worker=%d pending=%d note=\"batch held until "
+                                "its dead letters are acknowledged\"",
+                                w->id, rd_kafka_outq_len(p));
+                }
+                if (tally_stop_requested()) {
+                        if (atomic_load(&w->ctx->dlq_gave_up))
+                                return 1;       /* another wait gave up */
+                        if (give_up < 0)
+                                give_up = now + w->ctx->cfg->stop_timeout_ms;
+                        else if (now >= give_up)
+                                return 1;
+                }
                 rd_kafka_flush(p, 100);
+        }
         return atomic_load(&w->ctx->dlq_failed) ? -1 : 0;
+}
+
+/* dlq_settle before a batch is written: 0 to write it, -1 fatal, 1 to
+ * abandon it (the stop gave up on its dead letters; both logged). */
+static int batch_dlq_settled(store_worker *w)
+{
+        int rc = dlq_settle(w);
+
+        if (rc < 0) {
+                tally_log_error("dlq_delivery_failed", "worker=%d", w->id);
+        } else if (rc > 0) {
+                atomic_store(&w->ctx->dlq_gave_up, 1);
+                w->abandoned = 1;
+                tally_log_error("stop_unacknowledged",
+                        "worker=%d pending=%d rows=%zu timeout_ms=%lld "
+                        "note=\"dead letters not acknowledged: the batch is "
+                        "not written and its rollups are read again by the "
+                        "next owner\"", w->id,
+                        rd_kafka_outq_len(w->ctx->producer), w->batch.n,
+                        (long long)w->ctx->cfg->stop_timeout_ms);
+        }
+        return rc;
 }
 
 static int worker_reject_refused(store_worker *w);
@@ -81,12 +128,18 @@ static int worker_flush_once(store_worker *w, int *waiting_out)
         int64_t backoff = 100;
         int32_t stale[TALLY_GROUP_MAX_PARTITIONS];
         int *waiting = waiting_out;
+        int settled;
 
         if (store_batch_empty(b))
                 return 0;
-        if (b->dlq && dlq_settle(w)) {
-                tally_log_error("dlq_delivery_failed", "worker=%d", w->id);
-                return -1;
+        /* a later batch of the same partitions must not commit past the
+         * abandoned one */
+        if (w->abandoned)
+                goto abandon;
+        if (b->dlq && (settled = batch_dlq_settled(w)) != 0) {
+                if (settled < 0)
+                        return -1;
+                goto abandon;
         }
         for (;;) {
                 tally_err err;
@@ -110,11 +163,15 @@ static int worker_flush_once(store_worker *w, int *waiting_out)
                         store_registrar_collect(w->reg, &b->known);
                 rc = store_batch_register(w->conn, b, &refused, &err);
                 if (rc == STORE_PG_OK && refused) {
-                        if (worker_reject_refused(w) || dlq_settle(w)) {
+                        if (worker_reject_refused(w)) {
                                 tally_log_error("dlq_delivery_failed",
                                                 "worker=%d", w->id);
                                 return -1;
                         }
+                        if ((settled = batch_dlq_settled(w)) < 0)
+                                return -1;
+                        if (settled)
+                                goto abandon;
                 }
                 if (rc == STORE_PG_OK)
                         rc = store_batch_write(w->conn, b,

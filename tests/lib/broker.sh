@@ -3,6 +3,8 @@
 #
 #   broker_start [extra tally-devbroker args]   # exports TALLY_BROKERS
 #   broker_down / broker_up                     # SIGUSR1 / SIGUSR2: all brokers
+#   broker_refuse_produce                       # SIGHUP: Produce requests get a
+#                                               # retriable error until broker_up
 #   broker_stop                                 # SIGTERM, wait, clean up
 #
 # Needs TALLY_BIN (the build's bin/ directory). Sets BROKER_PID and
@@ -58,6 +60,10 @@ broker_down() {
 
 broker_up() {
         [ -n "$BROKER_PID" ] && kill -USR2 "$BROKER_PID"
+}
+
+broker_refuse_produce() {
+        [ -n "$BROKER_PID" ] && kill -HUP "$BROKER_PID"
 }
 
 broker_stop() {

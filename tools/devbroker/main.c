@@ -73,7 +73,37 @@ static const char devbroker_about[] =
         "idempotence, and only pretends to support transactions. Use Apache\n"
         "Kafka for anything real.\n"
         "Prints bootstrap=HOST:PORT[,...] on stdout. Runs until SIGTERM or\n"
-        "SIGINT. SIGUSR1 takes every broker down, SIGUSR2 brings them up.";
+        "SIGINT. SIGUSR1 takes every broker down, SIGUSR2 brings them up.\n"
+        "SIGHUP makes the brokers refuse every Produce request with a\n"
+        "retriable error (not enough in-sync replicas) until SIGUSR2.";
+
+/* Produce's API key: rdkafka_mock.h takes protocol keys, which librdkafka
+ * does not export */
+#define DEVBROKER_PRODUCE 0
+/* Produce requests refused per SIGHUP: the mock answers each request with
+ * the next error of its stack (and moves the rest up), and a producer
+ * retries about 10 times a second per broker (retry.backoff.ms), so this
+ * lasts an hour or more; SIGUSR2 clears it. */
+#define DEVBROKER_REFUSALS 100000
+
+/* The brokers answer every Produce request with a retriable error, as
+ * Kafka does when a partition has too few in-sync replicas: producers
+ * keep their messages and retry, nothing is written. 0, or -1 when out
+ * of memory. */
+static int devbroker_refuse_produce(rd_kafka_mock_cluster_t *mcluster)
+{
+        rd_kafka_resp_err_t *errs = malloc(DEVBROKER_REFUSALS * sizeof(*errs));
+
+        if (!errs)
+                return -1;
+        for (size_t i = 0; i < DEVBROKER_REFUSALS; i++)
+                errs[i] = RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
+        rd_kafka_mock_clear_request_errors(mcluster, DEVBROKER_PRODUCE);
+        rd_kafka_mock_push_request_errors_array(mcluster, DEVBROKER_PRODUCE,
+                                                DEVBROKER_REFUSALS, errs);
+        free(errs);
+        return 0;
+}
 
 /* Writes list + '\n' to path via a temporary name and rename(2), so that
  * a reader never sees a partial file. */
@@ -214,6 +244,7 @@ int main(int argc, char **argv)
         sigaddset(&sigs, SIGINT);
         sigaddset(&sigs, SIGUSR1);
         sigaddset(&sigs, SIGUSR2);
+        sigaddset(&sigs, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &sigs, NULL) != 0) {
                 tally_log_error("sigprocmask_failed", "error=\"%s\"",
                                 strerror(errno));
@@ -281,8 +312,19 @@ int main(int argc, char **argv)
                                        (int)cfg.brokers);
                 } else if (sig == SIGUSR2) {
                         devbroker_set_all(mcluster, (int)cfg.brokers, 1);
+                        rd_kafka_mock_clear_request_errors(mcluster,
+                                                           DEVBROKER_PRODUCE);
                         tally_log_info("brokers_up", "brokers=%d",
                                        (int)cfg.brokers);
+                } else if (sig == SIGHUP) {
+                        if (devbroker_refuse_produce(mcluster)) {
+                                tally_log_error("produce_refusal_failed",
+                                                "note=\"out of memory\"");
+                                goto out;
+                        }
+                        tally_log_info("produce_refused",
+                                       "error=NOT_ENOUGH_REPLICAS "
+                                       "until=SIGUSR2");
                 }
         }
         status = 0;
