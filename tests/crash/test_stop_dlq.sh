@@ -35,6 +35,12 @@ rollup() {      # DEVICE SUM
 } | kcat -P -b "$TALLY_BROKERS" -t tally.rollups -p 0
 
 broker_refuse_produce
+for _ in $(seq 1 50); do
+        grep -q "msg=produce_refused" "$BROKER_DIR/devbroker.log" && break
+        sleep 0.1
+done
+grep -q "msg=produce_refused" "$BROKER_DIR/devbroker.log" || {
+        echo "the devbroker did not start refusing Produce requests" >&2; exit 1; }
 daemon_start store --group store-dlq --pg "$TALLY_PG" --stop-timeout "${STOP_S}s"
 pid=${DAEMON_PIDS[-1]}
 log=$W/${DAEMON_NAMES[-1]}.log
