@@ -205,9 +205,10 @@ int main(int argc, char **argv)
                           "serialization, deadlock)", &ctx->retries);
         tally_metrics_add(TALLY_GAUGE, "tally_store_pg_waiting",
                           "workers waiting for PostgreSQL", &ctx->pg_waiting);
-        tally_metrics_add(TALLY_COUNTER, "tally_position_lost_total",
-                          "partitions whose position was removed by retention",
-                          &tally_metric_position_lost);
+        tally_metrics_add(TALLY_GAUGE, "tally_store_dlq_pending",
+                          "dead letters the brokers have not acknowledged "
+                          "yet (their batches wait for them)",
+                          &ctx->dlq_pending);
         if (tally_http_start((int)cfg.common.http_port, health, ctx, &err))
                 goto fail;
         tally_log_info("running", "threads=%d", nworkers);
@@ -218,6 +219,8 @@ int main(int argc, char **argv)
                         goto fail;
                 }
                 rd_kafka_poll(ctx->producer, 0);
+                atomic_store(&ctx->dlq_pending,
+                             rd_kafka_outq_len(ctx->producer));
                 if (tally_now_mono_ms() >= next_maint) {
                         if (maintain(ctx, &mconn, 0))
                                 goto fail_logged;

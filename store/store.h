@@ -39,6 +39,7 @@ typedef struct store_ctx {
         atomic_int dlq_gave_up;         /* stopped with dead letters unacknowledged */
         atomic_llong rows, dlq, batches, stale, retries;
         atomic_llong pg_waiting;        /* workers retrying a batch */
+        atomic_llong dlq_pending;       /* dead letters not yet acknowledged */
 } store_ctx;
 
 /* Assign hook (main thread): bumps the epoch of every partition in one

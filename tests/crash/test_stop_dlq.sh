@@ -41,7 +41,9 @@ for _ in $(seq 1 50); do
 done
 grep -q "msg=produce_refused" "$BROKER_DIR/devbroker.log" || {
         echo "the devbroker did not start refusing Produce requests" >&2; exit 1; }
-daemon_start store --group store-dlq --pg "$TALLY_PG" --stop-timeout "${STOP_S}s"
+hp=$(python3 "$TALLY_SRC/tests/lib/free_port.py")
+daemon_start store --group store-dlq --pg "$TALLY_PG" --stop-timeout "${STOP_S}s" \
+        --http-port "$hp"
 pid=${DAEMON_PIDS[-1]}
 log=$W/${DAEMON_NAMES[-1]}.log
 for _ in $(seq 1 300); do
@@ -53,6 +55,14 @@ grep -q "msg=dlq_unacknowledged" "$log" || {
         echo "tally-store did not wait for its dead letter" >&2; tail -n 20 "$log" >&2; exit 1; }
 [ "$(pg_sql "SELECT count(*) FROM tally.rollup_1m_data")" = 0 ] || {
         echo "rows were written before the dead letter was acknowledged" >&2; exit 1; }
+pending=
+for _ in $(seq 1 20); do
+        pending=$(curl -fs "http://127.0.0.1:$hp/metrics" |
+                awk '$1 == "tally_store_dlq_pending" { print $2 }')
+        [ "$pending" = 1 ] && break
+        sleep 0.1
+done
+[ "$pending" = 1 ] || { echo "tally_store_dlq_pending: [$pending], want 1" >&2; exit 1; }
 
 kill -TERM "$pid"
 t0=$SECONDS
