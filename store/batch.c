@@ -1,8 +1,8 @@
 /* store/batch.c -- the batch transaction (see batch.h). Round trips per
  * batch: BEGIN, the fenced offsets UPDATE, COPY of the finest rows, COPY
- * of the coarse rows, one upsert statement per coarse table, COMMIT;
- * never one per row. The general merge below (merge_sql) is used when a
- * key of the batch is already stored.
+ * of the coarse deltas per coarse window, COMMIT; never one per row. The
+ * general merge below (merge_sql) is used when a key of the batch is
+ * already stored.
  *
  * Coarse rows are maintained incrementally, never recomputed: a newer
  * version of a finest rollup always counts a superset of the readings of
@@ -14,7 +14,12 @@
  *   max = greatest(max, n.max), first = the earlier of (first, n.first)
  *   by (ts, origin), last = the later one,
  * which is exactly what a recompute from the finest rows would give
- * (sum up to rounding: see docs/schema.md). The old versions are read in
+ * (sum up to rounding: see docs/schema.md). A batch appends these
+ * changes to the delta table of the coarse window, in the transaction
+ * that writes the finest rows; the view merges them with the stored row
+ * until the fold adds them to it (store/coarse_sql.h, store/fold.h), so
+ * coarse rows are as complete as the finest ones at every commit and no
+ * batch waits on a coarse row's update. The old versions are read in
  * the same statement; no other transaction can change them meanwhile,
  * because every row of a series comes through one rollups partition and
  * the offsets rows of the batch's partitions are locked first (that
@@ -29,14 +34,11 @@
 #include "common/kafka.h"
 #include "common/timefmt.h"
 #include "store/coarse.h"
+#include "store/coarse_sql.h"
 #include "store/copybin.h"
 #include "store/schema.h"
 
-#define STAGE_COLS                                                        \
-        "series, bucket, count, sum, min, max,"                           \
-        " first_value, first_ts, first_partition, first_offset,"          \
-        " first_index, last_value, last_ts, last_partition, last_offset," \
-        " last_index, version"
+#define STAGE_COLS STORE_STAGE_COLS
 
 /* bytes of binary COPY data per row (17 columns: 13 of 8 bytes, 4 of 4,
  * each with its length word, and the field count) and of names per row
@@ -75,24 +77,17 @@ void store_batch_init(store_batch *b, size_t cap)
         store_prefault(b->rows, cap * sizeof(*b->rows));
         reserve_touched(&b->names, cap * BATCH_NAME_BYTES);
         reserve_touched(&b->copy, cap * COPY_ROW_BYTES);
-        reserve_touched(&b->coarse, cap * (COPY_ROW_BYTES + 8));
-        reserve_touched(&b->coarse_new[1], cap * COPY_ROW_BYTES);
+        reserve_touched(&b->coarse[1], cap * COPY_ROW_BYTES);
         b->nv_cap = cap;
         b->nv = malloc(cap * sizeof(*b->nv));
         b->bad = malloc(cap);
-        b->ckeys_cap = cap;
-        b->ckeys = malloc(cap * sizeof(*b->ckeys));
-        if (!b->nv || !b->bad || !b->ckeys)
+        if (!b->nv || !b->bad)
                 abort();
         store_prefault(b->nv, cap * sizeof(*b->nv));
         store_prefault(b->bad, cap);
-        store_prefault(b->ckeys, cap * sizeof(*b->ckeys));
         store_coarse_alloc(b);
         store_series_set_init(&b->known);
         store_series_set_init(&b->fresh);
-        store_series_set_init(&b->coarse_known);
-        b->coarse_latest = INT64_MIN;
-        b->coarse_prune_at = STORE_COARSE_PRUNE_MIN;
 }
 
 void store_batch_free(store_batch *b)
@@ -104,11 +99,8 @@ void store_batch_free(store_batch *b)
         free(b->bad);
         free(b->ord);
         free(b->order_keys);
-        tally_buf_free(&b->coarse);
         for (int k = 0; k < TALLY_WINDOWS_MAX; k++)
-                tally_buf_free(&b->coarse_new[k]);
-        free(b->ckeys);
-        store_series_set_free(&b->coarse_known);
+                tally_buf_free(&b->coarse[k]);
         tally_buf_free(&b->copy);
         store_series_set_free(&b->known);
         store_series_set_free(&b->fresh);
@@ -121,7 +113,6 @@ void store_batch_clear(store_batch *b)
         b->nparts = 0;
         b->dlq = 0;
         b->opened_ms = 0;
-        b->nckeys = 0;
         tally_buf_reset(&b->names);
 }
 
@@ -235,9 +226,7 @@ store_pg_rc store_batch_prepare(PGconn *conn, tally_err *err)
                 " first_partition int, first_offset bigint, first_index int,"
                 " last_value float8, last_ts timestamptz,"
                 " last_partition int, last_offset bigint, last_index int,"
-                " version bigint) ON COMMIT DELETE ROWS;"
-                "CREATE TEMP TABLE IF NOT EXISTS store_coarse (win int,"
-                " LIKE store_stage) ON COMMIT DELETE ROWS",
+                " version bigint) ON COMMIT DELETE ROWS",
                 "staging tables", err);
 }
 
@@ -347,44 +336,12 @@ static void finest_sql(tally_buf *q, const char *l)
                 SET_COLS " WHERE excluded.version > t.version", l);
 }
 
-/* first = smallest (first_ts, origin), last = largest (last_ts, origin) */
-#define FIRST_ORDER "ORDER BY first_ts, first_partition, " \
-        "first_offset, first_index"
-#define LAST_ORDER "ORDER BY last_ts DESC, last_partition DESC, " \
-        "last_offset DESC, last_index DESC"
-#define FIRST_KEY(r) "(" r ".first_ts, " r ".first_partition, " \
-        r ".first_offset, " r ".first_index)"
-#define LAST_KEY(r) "(" r ".last_ts, " r ".last_partition, " \
-        r ".last_offset, " r ".last_index)"
-#define FIRST_SET(c) " " c " = CASE WHEN " FIRST_KEY("excluded") " < " \
-        FIRST_KEY("t") " THEN excluded." c " ELSE t." c " END,"
-#define LAST_SET(c) " " c " = CASE WHEN " LAST_KEY("excluded") " > " \
-        LAST_KEY("t") " THEN excluded." c " ELSE t." c " END,"
-#define OF_FIRST(c) " min(" c ") FILTER (WHERE fr = 1),"
-#define OF_LAST(c) " min(" c ") FILTER (WHERE lr = 1),"
-
-/* Adds a batch's changes of a (series, coarse bucket) to its stored row */
-#define COARSE_UPSERT                                                    \
-        " ON CONFLICT (series, bucket) DO UPDATE SET"                    \
-        " count = t.count + excluded.count,"                             \
-        " sum = t.sum + excluded.sum,"                                   \
-        " min = least(t.min, excluded.min),"                             \
-        " max = greatest(t.max, excluded.max),"                          \
-        FIRST_SET("first_value") FIRST_SET("first_ts")                   \
-        FIRST_SET("first_partition") FIRST_SET("first_offset")           \
-        FIRST_SET("first_index")                                         \
-        LAST_SET("last_value") LAST_SET("last_ts")                       \
-        LAST_SET("last_partition") LAST_SET("last_offset")               \
-        LAST_SET("last_index")                                           \
-        " version = t.version + excluded.version,"                       \
-        " updated_at = now()"
-
-/* The batch's changes per (series, coarse bucket), merged into the
- * stored coarse row (or inserted: then the deltas are the whole row,
- * since every finest row of the bucket is new). first and last of a
- * group come from the row numbered 1 by a window ordering (cheaper than
- * an ordered array_agg per column, which sorts per group). Sums are added
- * in bucket order so that a batch always gives the same bits. */
+/* The batch's changes per (series, coarse bucket), appended to the delta
+ * table (for a key not stored yet they are the whole row, since every
+ * finest row of the bucket is new). first and last of a group come from
+ * the row numbered 1 by a window ordering (cheaper than an ordered
+ * array_agg per column, which sorts per group). Sums are added in bucket
+ * order so that a batch always gives the same bits. */
 static void coarse_sql(tally_buf *q, const char *l, int64_t ms)
 {
         char cb[128];
@@ -393,24 +350,24 @@ static void coarse_sql(tally_buf *q, const char *l, int64_t ms)
                  " milliseconds', bucket, timestamptz '1970-01-01 00:00:00+00')",
                  ms);
         tally_buf_printf(q,
-                "INSERT INTO tally.rollup_%s_data AS t (" STAGE_COLS ")"
+                "INSERT INTO tally.rollup_%s_delta (" STAGE_COLS ")"
                 " SELECT series, cb,"
                 " sum(count - o_count)::bigint,"
                 " sum(sum - o_sum ORDER BY bucket), min(min), max(max),"
-                OF_FIRST("first_value") " min(first_ts),"
-                OF_FIRST("first_partition") OF_FIRST("first_offset")
-                OF_FIRST("first_index")
-                OF_LAST("last_value") " max(last_ts),"
-                OF_LAST("last_partition") OF_LAST("last_offset")
-                OF_LAST("last_index")
+                STORE_OF_FIRST("first_value") " min(first_ts),"
+                STORE_OF_FIRST("first_partition")
+                STORE_OF_FIRST("first_offset")
+                STORE_OF_FIRST("first_index")
+                STORE_OF_LAST("last_value") " max(last_ts),"
+                STORE_OF_LAST("last_partition") STORE_OF_LAST("last_offset")
+                STORE_OF_LAST("last_index")
                 " sum(version - o_version)::bigint"
                 " FROM (SELECT d.*, %s AS cb,"
                 " row_number() OVER (PARTITION BY series, %s "
-                FIRST_ORDER ") AS fr,"
+                STORE_FIRST_ORDER ") AS fr,"
                 " row_number() OVER (PARTITION BY series, %s "
-                LAST_ORDER ") AS lr FROM d) x"
-                " GROUP BY 1, 2"
-                COARSE_UPSERT,
+                STORE_LAST_ORDER ") AS lr FROM d) x"
+                " GROUP BY 1, 2",
                 l, cb, cb, cb);
 }
 
@@ -532,51 +489,28 @@ static int ensure_partitions(PGconn *conn, const store_batch *b,
 /* The common case: no row of the batch was stored before. The finest
  * rows are copied straight into their table (a unique violation means
  * some were: STORE_PG_UNIQUE, and the caller redoes the transaction by
- * the SQL merge), then the coarse rows merged in C: those whose key this
- * worker has not written are copied straight in as well (the same
- * fallback if one was stored after all, e.g. by an earlier run), the
- * others are added to their stored rows. */
+ * the SQL merge), and what they add to the coarse rows, merged in C,
+ * into the delta tables. */
 static int write_direct(PGconn *conn, store_batch *b, const tally_windows *w,
                         tally_err *err)
 {
         tally_buf q = TALLY_BUF_INIT;
         char l[24];
-        int rc;
+        int rc = STORE_PG_OK;
 
-        store_window_label(w->ms[0], l, sizeof(l));
-        tally_buf_printf(&q, "COPY tally.rollup_%s_data (" STAGE_COLS
-                         ") FROM STDIN (FORMAT binary)", l);
-        tally_buf_putc(&q, 0);
-        rc = store_pg_copy(conn, (const char *)q.data, &b->copy, "copy", err);
-        for (int k = 1; k < w->n && !rc; k++) {
-                if (!b->nnew[k])
+        for (int k = 0; k < w->n && !rc; k++) {
+                if (k && !b->ncoarse[k])
                         continue;
                 store_window_label(w->ms[k], l, sizeof(l));
                 tally_buf_reset(&q);
-                tally_buf_printf(&q, "COPY tally.rollup_%s_data (" STAGE_COLS
-                                 ") FROM STDIN (FORMAT binary)", l);
+                tally_buf_printf(&q, "COPY tally.rollup_%s_%s (" STAGE_COLS
+                                 ") FROM STDIN (FORMAT binary)", l,
+                                 k ? "delta" : "data");
                 tally_buf_putc(&q, 0);
                 rc = store_pg_copy(conn, (const char *)q.data,
-                                   &b->coarse_new[k], "copy coarse", err);
+                                   k ? &b->coarse[k] : &b->copy,
+                                   k ? "copy coarse" : "copy", err);
         }
-        if (rc || !b->ncoarse)
-                goto out;
-        rc = store_pg_copy(conn, "COPY store_coarse (win, " STAGE_COLS
-                           ") FROM STDIN (FORMAT binary)", &b->coarse,
-                           "copy coarse", err);
-        if (rc)
-                goto out;
-        tally_buf_reset(&q);
-        for (int k = 1; k < w->n; k++) {
-                store_window_label(w->ms[k], l, sizeof(l));
-                tally_buf_printf(&q, "INSERT INTO tally.rollup_%s_data AS t ("
-                                 STAGE_COLS ") SELECT " STAGE_COLS
-                                 " FROM store_coarse WHERE win = %d"
-                                 COARSE_UPSERT ";", l, k);
-        }
-        tally_buf_putc(&q, 0);
-        rc = store_pg_exec(conn, (const char *)q.data, "coarse merge", err);
-out:
         tally_buf_free(&q);
         return rc;
 }
@@ -638,8 +572,6 @@ again:
                 goto fail;
         t2 = tally_now_mono_ms();
         rc = store_pg_exec(conn, "COMMIT", "commit", err);
-        if (rc == STORE_PG_OK && w->n > 1)
-                store_coarse_mark_known(b);
         b->merged_in_sql = merged;
         b->ms_fence = t1 - t0;
         b->ms_merge = t2 - t1;

@@ -2,9 +2,10 @@
  * PostgreSQL transaction that writes it (docs/schema.md, "How a batch is
  * written"): advance (and lock) the offsets rows of the batch's
  * partitions, fenced by their owner epoch; COPY the newest version per
- * key straight into the finest table and add the coarse rows merged in C
- * (store/coarse.h) -- or, when a key was stored before, redo it with the
- * SQL merge from the stored versions; COMMIT. Series are registered
+ * key straight into the finest table and what it adds to the coarse rows
+ * (merged in C: store/coarse.h) into their delta tables -- or, when a key
+ * was stored before, redo it with the SQL merge from the stored
+ * versions; COMMIT. Series are registered
  * before (store/series.h).
  * A batch is owned by one worker thread and reused (memory is bounded by
  * its capacity). Nothing here logs; results come back as codes + err. */
@@ -38,13 +39,6 @@ typedef struct store_row {
         int refused;                    /* series id taken: dead-letter */
 } store_row;
 
-/* a coarse row's key (series, bucket, window) and when to forget it:
- * the bucket's end plus one coarse window */
-typedef struct store_coarse_key {
-        int64_t key;
-        int64_t forget_ms;
-} store_coarse_key;
-
 typedef struct store_batch_part {
         int32_t partition;
         int64_t next_offset;            /* last offset in the batch + 1 */
@@ -68,20 +62,10 @@ typedef struct store_batch {
         uint32_t *ord;                  /* store_coarse_order */
         size_t nord, ord_cap;
         void *order_keys;               /* its sort keys (cap of them) */
-        tally_buf coarse;               /* COPY data: coarse rows to merge */
-        size_t ncoarse;                 /* rows in coarse */
-        /* COPY data per coarse window k: rows whose (series, bucket) we
-         * have not written before, copied straight into the table */
-        tally_buf coarse_new[TALLY_WINDOWS_MAX];
-        size_t nnew[TALLY_WINDOWS_MAX];
-        /* keys of coarse rows we wrote, each with the time after which
-         * it is forgotten (store_coarse_mark_known) */
-        store_series_set coarse_known;
-        store_coarse_key *ckeys;        /* this batch's coarse row keys */
-        size_t nckeys, ckeys_cap;
-        int64_t split_latest;           /* newest finest start of the batch */
-        int64_t coarse_latest;          /* ... of all committed batches */
-        size_t coarse_prune_at;         /* coarse_known size to prune at */
+        /* COPY data per coarse window k >= 1: what the batch adds to
+         * each (series, coarse bucket), for the delta table */
+        tally_buf coarse[TALLY_WINDOWS_MAX];
+        size_t ncoarse[TALLY_WINDOWS_MAX];
         int merged_in_sql;              /* last write took the SQL path */
         /* timings of the last written batch, for the debug log */
         int64_t ms_fence, ms_merge, ms_commit;

@@ -125,64 +125,16 @@ static void fold(store_agg *m, const store_agg *r)
                 m->last = r->last;
 }
 
-/* a key for the known set: (series, bucket, k) mixed into 63 bits,
- * never 0 (the set's empty slot). A collision can only send a new row to
- * the merge, which inserts it: harmless. */
-static int64_t coarse_key(int64_t series, int64_t bucket, int k)
-{
-        uint64_t x = (uint64_t)series ^ ((uint64_t)bucket * 0x9e3779b97f4a7c15u) ^
-                     ((uint64_t)k << 56);
-
-        x ^= x >> 31;
-        x *= 0xbf58476d1ce4e5b9u;
-        x ^= x >> 29;
-        x &= INT64_MAX;
-        return x ? (int64_t)x : 1;
-}
-
-static void emit(store_batch *b, int k, int64_t ms, int64_t series,
-                 int64_t cb, const store_agg *m)
-{
-        int64_t key = coarse_key(series, cb, k);
-        uint64_t check;
-
-        if (b->nckeys == b->ckeys_cap) {
-                b->ckeys_cap = b->ckeys_cap ? b->ckeys_cap * 2 : 4096;
-                b->ckeys = realloc(b->ckeys, b->ckeys_cap * sizeof(*b->ckeys));
-                if (!b->ckeys)
-                        abort();
-        }
-        b->ckeys[b->nckeys].key = key;
-        b->ckeys[b->nckeys++].forget_ms = cb + 2 * ms;
-        if (store_series_set_find(&b->coarse_known, key, &check)) {
-                store_copybin_tuple(&b->coarse, 18);
-                store_copybin_int4(&b->coarse, k);
-                put_row(&b->coarse, series, cb, m);
-                b->ncoarse++;
-        } else {
-                store_copybin_tuple(&b->coarse_new[k], 17);
-                put_row(&b->coarse_new[k], series, cb, m);
-                b->nnew[k]++;
-        }
-}
-
 void store_coarse_split(store_batch *b, const tally_windows *w)
 {
-        b->nckeys = 0;
-        b->ncoarse = 0;
-        b->split_latest = INT64_MIN;
-        for (size_t i = 0; i < b->nord; i++)
-                if (b->rows[b->ord[i]].start_ms > b->split_latest)
-                        b->split_latest = b->rows[b->ord[i]].start_ms;
-        tally_buf_reset(&b->coarse);
-        store_copybin_header(&b->coarse);
         for (int k = 1; k < w->n; k++) {
+                tally_buf *out = &b->coarse[k];
                 store_agg m;
                 int64_t series = 0, cb = 0;
 
-                b->nnew[k] = 0;
-                tally_buf_reset(&b->coarse_new[k]);
-                store_copybin_header(&b->coarse_new[k]);
+                b->ncoarse[k] = 0;
+                tally_buf_reset(out);
+                store_copybin_header(out);
                 memset(&m, 0, sizeof(m));       /* count 0: empty */
                 for (size_t i = 0; i <= b->nord; i++) {
                         const store_row *row = i < b->nord ?
@@ -192,7 +144,9 @@ void store_coarse_split(store_batch *b, const tally_windows *w)
 
                         if (m.count && (!row || row->series != series ||
                                         s != cb)) {
-                                emit(b, k, w->ms[k], series, cb, &m);
+                                store_copybin_tuple(out, 17);
+                                put_row(out, series, cb, &m);
+                                b->ncoarse[k]++;
                                 m.count = 0;
                         }
                         if (!row)
@@ -201,27 +155,6 @@ void store_coarse_split(store_batch *b, const tally_windows *w)
                         cb = s;
                         fold(&m, &row->a);
                 }
-                store_copybin_trailer(&b->coarse_new[k]);
+                store_copybin_trailer(out);
         }
-        store_copybin_trailer(&b->coarse);
-}
-
-void store_coarse_mark_known(store_batch *b)
-{
-        size_t left;
-
-        for (size_t i = 0; i < b->nckeys; i++) {
-                int64_t f = b->ckeys[i].forget_ms;
-
-                store_series_set_put(&b->coarse_known, b->ckeys[i].key,
-                                     f > 0 ? (uint64_t)f : 0);
-        }
-        if (b->split_latest > b->coarse_latest)
-                b->coarse_latest = b->split_latest;
-        if (b->coarse_known.used < b->coarse_prune_at || b->coarse_latest < 0)
-                return;
-        left = store_series_set_drop_below(&b->coarse_known,
-                                           (uint64_t)b->coarse_latest + 1);
-        b->coarse_prune_at = 2 * left > STORE_COARSE_PRUNE_MIN ?
-                             2 * left : STORE_COARSE_PRUNE_MIN;
 }

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/signals.h"
+#include "store/fold.h"
 #include "store/pg.h"
 #include "store/schema.h"
 #include "store/store.h"
@@ -37,6 +38,12 @@ static const tally_opt store_opts[] = {
          offsetof(store_cfg, maintenance_ms),
          "how often partitions ahead and retention are checked", 1000,
          86400000, 0},
+        {"fold-idle", TALLY_OPT_DURATION, "500ms",
+         offsetof(store_cfg, fold_idle_ms),
+         "coarse deltas are folded into their rows once no batch was written for this long", 10, 3600000, 0},
+        {"fold-interval", TALLY_OPT_DURATION, "30s",
+         offsetof(store_cfg, fold_interval_ms),
+         "... or once the oldest of them is this old (or there are a million)", 100, 86400000, 0},
         TALLY_STOP_TIMEOUT_OPT(store_cfg),
 };
 #define NOPTS (sizeof(store_opts) / sizeof(store_opts[0]))
@@ -135,6 +142,7 @@ int main(int argc, char **argv)
         store_cfg cfg;
         store_ctx *ctx;
         store_worker **workers;
+        store_folder *folder = NULL;
         rd_kafka_conf_t *conf;
         PGconn *mconn = NULL;
         tally_err err;
@@ -189,6 +197,9 @@ int main(int argc, char **argv)
                 if (!workers[nworkers])
                         goto fail;
         }
+        if (cfg.common.windows.n > 1 &&
+            !(folder = store_folder_start(ctx, &err)))
+                goto fail;
         tally_metrics_add(TALLY_COUNTER, "tally_store_rows_total",
                           "rollups written to PostgreSQL (before dedup)",
                           &ctx->rows);
@@ -209,6 +220,14 @@ int main(int argc, char **argv)
                           "dead letters the brokers have not acknowledged "
                           "yet (their batches wait for them)",
                           &ctx->dlq_pending);
+        tally_metrics_add(TALLY_GAUGE, "tally_store_fold_pending",
+                          "coarse deltas this copy wrote that are not "
+                          "folded into their rows yet", &ctx->fold_pending);
+        tally_metrics_add(TALLY_COUNTER, "tally_store_folds_total",
+                          "fold transactions committed", &ctx->folds);
+        tally_metrics_add(TALLY_COUNTER, "tally_store_folded_rows_total",
+                          "coarse rows inserted or updated by folds",
+                          &ctx->folded);
         if (tally_http_start((int)cfg.common.http_port, health, ctx, &err))
                 goto fail;
         tally_log_info("running", "threads=%d", nworkers);
@@ -237,6 +256,7 @@ fail_logged:
 out:
         tally_stop_request();
         tally_http_stop();
+        store_folder_stop(folder);
         for (int i = 0; i < nworkers; i++)
                 store_worker_stop(workers[i]);  /* writes in-flight batches */
         if (atomic_load(&ctx->dlq_gave_up))

@@ -17,6 +17,7 @@
 #include "common/kafka.h"
 #include "common/log.h"
 #include "common/timefmt.h"
+#include "store/coarse_sql.h"
 
 #define DAY_MS INT64_C(86400000)
 #define SCHEMA_LOCK_KEY INT64_C(7216373200001)  /* "tally" schema lock */
@@ -124,7 +125,10 @@ int64_t store_partition_span(int64_t window_ms)
 /* One table per resolution keyed by (series, bucket): the only index,
  * integer-keyed. "One device over time" and "one site and metric" find
  * their series in tally.series (indexed by device and by site, metric),
- * then read each series' buckets by the primary key. */
+ * then read each series' buckets by the primary key. A coarse resolution
+ * also has its delta table (what batches added, not folded in yet: no
+ * index, appended to) and the view tally.rollup_<w>_rows merging the two
+ * (store/coarse_sql.h); the analysts' view reads that one. */
 static void window_sql(tally_buf *b, int64_t ms, int finest)
 {
         char l[24];
@@ -139,19 +143,40 @@ static void window_sql(tally_buf *b, int64_t ms, int finest)
                 " WITH (fillfactor = %d);"
                 "COMMENT ON TABLE tally.rollup_%s_data IS '%s rollups per "
                 "(series, bucket)%s; query the view tally.rollup_%s';"
-                "CREATE OR REPLACE VIEW tally.rollup_%s AS SELECT"
-                " s.site, s.device, s.metric, r.bucket, r.count, r.sum,"
-                " r.sum / r.count AS mean, r.min, r.max, r.first_value,"
-                " r.first_ts, r.last_value, r.last_ts, r.version, r.updated_at"
-                " FROM tally.rollup_%s_data r JOIN tally.series s"
-                " ON s.id = r.series;"
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON tally.rollup_%s_data"
-                " TO tally_writer;"
-                "GRANT SELECT ON tally.rollup_%s TO tally_reader, tally_writer;",
+                " TO tally_writer;",
                 l, l, l, finest ? 100 : COARSE_FILLFACTOR, l, l,
                 finest ? ", written from tally.rollups"
-                       : ", merged from the finest rows",
-                l, l, l, l, l);
+                       : ", merged from the finest rows; the deltas in "
+                         "tally.rollup_<w>_delta are not in it yet",
+                l, l);
+        if (finest) {
+                tally_buf_printf(b,
+                        "CREATE OR REPLACE VIEW tally.rollup_%s AS SELECT"
+                        " s.site, s.device, s.metric, r.bucket, r.count, r.sum,"
+                        " r.sum / r.count AS mean, r.min, r.max, r.first_value,"
+                        " r.first_ts, r.last_value, r.last_ts, r.version,"
+                        " r.updated_at FROM tally.rollup_%s_data r"
+                        " JOIN tally.series s ON s.id = r.series;", l, l);
+        } else {
+                tally_buf_printf(b,
+                        "CREATE TABLE IF NOT EXISTS tally.rollup_%s_delta"
+                        " (LIKE tally.rollup_%s_data INCLUDING DEFAULTS);"
+                        "COMMENT ON TABLE tally.rollup_%s_delta IS 'what "
+                        "batches added to %s rows, not folded into "
+                        "tally.rollup_%s_data yet';"
+                        "GRANT SELECT, INSERT, DELETE ON tally.rollup_%s_delta"
+                        " TO tally_writer;",
+                        l, l, l, l, l, l);
+                store_sql_rows_view(b, l);
+                store_sql_named_view(b, l);
+                tally_buf_printf(b,
+                        "GRANT SELECT ON tally.rollup_%s_rows"
+                        " TO tally_reader, tally_writer;", l);
+        }
+        tally_buf_printf(b,
+                "GRANT SELECT ON tally.rollup_%s TO tally_reader, tally_writer;",
+                l);
 }
 
 /* Rollup tables from before tally.series (keyed by the names) cannot be

@@ -99,26 +99,21 @@ int store_series_set_find(const store_series_set *s, int64_t id,
         return 0;
 }
 
-/* moves the entries whose check is >= min into a new table of cap slots */
-static void set_rehash(store_series_set *s, size_t cap, uint64_t min)
+/* doubles the table (at least 4096 slots), keeping every entry */
+static void set_grow(store_series_set *s)
 {
         struct store_series_slot *old = s->slot;
         size_t ocap = s->cap;
 
-        s->cap = cap;
+        s->cap = s->cap ? s->cap * 2 : 4096;
         s->slot = calloc(s->cap, sizeof(*s->slot));
         if (!s->slot)
                 abort();
         s->used = 0;
         for (size_t i = 0; i < ocap; i++)
-                if (old[i].id && old[i].check >= min)
+                if (old[i].id)
                         store_series_set_put(s, old[i].id, old[i].check);
         free(old);
-}
-
-static void set_grow(store_series_set *s)
-{
-        set_rehash(s, s->cap ? s->cap * 2 : 4096, 0);
 }
 
 void store_series_set_put(store_series_set *s, int64_t id, uint64_t check)
@@ -136,18 +131,6 @@ void store_series_set_put(store_series_set *s, int64_t id, uint64_t check)
                 s->used++;
         s->slot[i].id = id;
         s->slot[i].check = check;
-}
-
-size_t store_series_set_drop_below(store_series_set *s, uint64_t min)
-{
-        size_t keep = 0, cap = 4096;
-
-        for (size_t i = 0; i < s->cap; i++)
-                keep += s->slot[i].id && s->slot[i].check >= min;
-        while (cap < 2 * (keep + 1))
-                cap *= 2;
-        set_rehash(s, cap, min);
-        return s->used;
 }
 
 /* ---- registration ------------------------------------------------------- */

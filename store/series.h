@@ -42,10 +42,6 @@ int store_series_set_find(const store_series_set *s, int64_t id,
 /* Adds or overwrites. The set forgets everything beyond a few million
  * ids (it is a cache: forgetting costs one more registration). */
 void store_series_set_put(store_series_set *s, int64_t id, uint64_t check);
-/* Forgets the ids whose check is below min; the table is rebuilt at the
- * size of what remains (so its memory shrinks too). Returns how many
- * remain. */
-size_t store_series_set_drop_below(store_series_set *s, uint64_t min);
 
 /* One series to register: its id and borrowed names. */
 typedef struct store_series_new {

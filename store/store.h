@@ -27,6 +27,8 @@ typedef struct store_cfg {
         int64_t ahead_ms;               /* partitions created ahead */
         int64_t maintenance_ms;
         int64_t stop_timeout_ms;        /* longest wait for dead letters at stop */
+        int64_t fold_idle_ms;           /* fold once no batch came this long */
+        int64_t fold_interval_ms;       /* ... or deltas are this old */
 } store_cfg;
 
 typedef struct store_ctx {
@@ -40,6 +42,9 @@ typedef struct store_ctx {
         atomic_llong rows, dlq, batches, stale, retries;
         atomic_llong pg_waiting;        /* workers retrying a batch */
         atomic_llong dlq_pending;       /* dead letters not yet acknowledged */
+        atomic_llong fold_pending;      /* coarse deltas written, not folded */
+        _Atomic int64_t last_write_ms;  /* monotonic time of the last commit */
+        atomic_llong folds, folded;     /* folds done, stored rows they wrote */
 } store_ctx;
 
 /* Assign hook (main thread): bumps the epoch of every partition in one

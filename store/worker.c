@@ -111,6 +111,20 @@ static int worker_reject_refused(store_worker *w);
  * Returns 0 (written or abandoned on stop) or -1 (fatal, logged). */
 static int worker_flush_once(store_worker *w, int *waiting_out);
 
+/* A batch committed: its coarse deltas wait for the fold (store/fold.h),
+ * which holds off while batches keep coming. */
+static void worker_count_deltas(store_worker *w)
+{
+        long long n = 0;
+
+        for (int k = 1; k < w->ctx->cfg->common.windows.n; k++)
+                n += (long long)w->batch.ncoarse[k];
+        if (w->batch.merged_in_sql)
+                n += (long long)w->batch.n;     /* at most this many */
+        atomic_fetch_add(&w->ctx->fold_pending, n);
+        atomic_store(&w->ctx->last_write_ms, tally_now_mono_ms());
+}
+
 static int worker_flush(store_worker *w)
 {
         int waiting = 0;
@@ -191,6 +205,7 @@ static int worker_flush_once(store_worker *w, int *waiting_out)
                         atomic_fetch_add(&w->ctx->rows, (long long)b->n);
                         atomic_fetch_add(&w->ctx->dlq, (long long)b->dlq);
                         atomic_fetch_add(&w->ctx->batches, 1);
+                        worker_count_deltas(w);
                         store_batch_clear(b);
                         return 0;
                 }

@@ -60,7 +60,7 @@ export TALLY_THREADS=2
 
 HPORT=$(_pg_free_port)
 start_store() {
-        "$TALLY_BIN/tally-store" --log-level debug --http-port "$HPORT" \
+        "$TALLY_BIN/tally-store" --log-level debug --http-port "$HPORT" "$@" \
                 >>"$WORK/store.log" 2>&1 &
         STORE_PID=$!
 }
@@ -254,8 +254,11 @@ check "1h after the outage" \
         "SELECT count || '/' || sum FROM tally.rollup_1h WHERE device='meter-2'" "6/56"
 stop_store
 
-# --- restart: partition 0 is assigned again (new epoch), record stored
-start_store
+# --- restart: partition 0 is assigned again (new epoch), record stored.
+# From here the store folds only at its start (what the earlier runs
+# left): the coarse deltas written now stay in the delta table, read
+# through the view, until the fold check below.
+start_store --fold-idle 1h --fold-interval 1h
 wait_offsets 14
 check "stored after reassignment" \
         "SELECT version FROM tally.rollup_1m WHERE device='cooler-17' AND bucket='$HTS'" 4
@@ -288,20 +291,23 @@ check "hour row of late-1 merged" \
         "SELECT format('%s/%s/%s/%s/%s/%s/%s', count, sum, min, max, first_value, last_value, version) FROM tally.rollup_1h WHERE device='late-1'" \
         "9/41/1/9/1/3/9"
 check "hour first/last of late-1" \
-        "SELECT format('%s/%s/%s/%s', (extract(epoch FROM first_ts)*1000)::bigint - $H, first_offset, (extract(epoch FROM last_ts)*1000)::bigint - $H, last_offset) FROM tally.rollup_1h_data WHERE series = (SELECT id FROM tally.series WHERE device='late-1')" \
+        "SELECT format('%s/%s/%s/%s', (extract(epoch FROM first_ts)*1000)::bigint - $H, first_offset, (extract(epoch FROM last_ts)*1000)::bigint - $H, last_offset) FROM tally.rollup_1h_rows WHERE series = (SELECT id FROM tally.series WHERE device='late-1')" \
         "10000/70/150000/82"
 # a late newer version of the first minute only (nothing else of the
 # hour in the batch): last stays M2's
 rec2 late-1 $M0 5 25 1 9 $((M0 + 10000)) 1 70 $((M0 + 55000)) 5 72 5 | produce 2
 wait_offsets 23
 check "hour row of late-1 after a lone late version" \
-        "SELECT format('%s/%s/%s/%s/%s', count, sum, last_value, last_offset, version) FROM tally.rollup_1h_data WHERE series = (SELECT id FROM tally.series WHERE device='late-1')" \
+        "SELECT format('%s/%s/%s/%s/%s', count, sum, last_value, last_offset, version) FROM tally.rollup_1h_rows WHERE series = (SELECT id FROM tally.series WHERE device='late-1')" \
         "10/46/3/82/10"
 stop_store
 
-# --- every coarse row equals the recompute from its finest rows
-check "coarse rows equal the recompute from the finest rows" "
-SELECT count(*) FROM tally.rollup_1h_data h FULL JOIN (
+# --- every coarse row equals the recompute from its finest rows: as
+# analysts read it (stored rows with the deltas not folded in yet), and
+# as stored once the fold has moved every delta in
+coarse_check() {
+        check "$2" "
+SELECT count(*) FROM $1 h FULL JOIN (
   SELECT series,
    date_bin('1 hour', bucket, timestamptz '1970-01-01 00:00:00+00') AS b,
    sum(count) AS c, sum(sum) AS s, min(min) AS mn, max(max) AS mx,
@@ -322,6 +328,17 @@ SELECT count(*) FROM tally.rollup_1h_data h FULL JOIN (
      h.first_partition, h.first_offset, h.first_index]] <> r.f
   OR ARRAY[[h.last_value, extract(epoch FROM h.last_ts)::float8,
      h.last_partition, h.last_offset, h.last_index]] <> r.l" 0
+}
+check "coarse deltas not folded yet" "SELECT count(*) > 0 FROM tally.rollup_1h_delta" t
+coarse_check tally.rollup_1h_rows "coarse rows (with their deltas) equal the recompute from the finest rows"
+start_store
+for i in $(seq 1 100); do
+        [ "$(pg_sql "SELECT count(*) FROM tally.rollup_1h_delta")" = 0 ] && break
+        sleep 0.1
+done
+check "every coarse delta folded in" "SELECT count(*) FROM tally.rollup_1h_delta" 0
+coarse_check tally.rollup_1h_data "stored coarse rows equal the recompute from the finest rows after the fold"
+stop_store
 
 # --- a series id stored under other names (a hash collision; made here
 # by renaming a stored series): a fresh process looks the id up, finds

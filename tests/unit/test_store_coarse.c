@@ -1,8 +1,7 @@
-/* tally-store's memory of the coarse rows it wrote: the id set forgets by
- * its check value and shrinks; a batch's coarse keys go to the merge while
- * their bucket is recent, and are forgotten (copied as new, which only a
- * unique violation would send to the SQL merge) once the worker's data
- * has moved a coarse window past their end. */
+/* tally-store's coarse merge in C (store/coarse.h): a batch's newest
+ * versions, one per (series, finest bucket), become one row per (series,
+ * coarse bucket) of COPY data for the delta table, with counts, sums and
+ * versions added, min and max, first and last by (ts, origin). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,126 +12,139 @@
 
 #include "store/batch.h"
 #include "store/coarse.h"
-#include "store/series.h"
 
 #define MIN_MS ((int64_t)60000)
 #define HOUR_MS ((int64_t)3600000)
+/* server timestamps count microseconds from 2000-01-01 UTC */
+#define PG_EPOCH_MS INT64_C(946684800000)
+#define COLS 17
 
-static void test_set_drop_below(void **state)
+/* one decoded tuple of the binary COPY data, as raw 8/4-byte fields */
+typedef struct tuple {
+        uint64_t f[COLS];
+} tuple;
+
+static uint64_t be(const unsigned char *p, int n)
 {
-        store_series_set s;
-        uint64_t check;
+        uint64_t v = 0;
 
-        (void)state;
-        store_series_set_init(&s);
-        for (int64_t i = 1; i <= 100000; i++)
-                store_series_set_put(&s, i * 7919, (uint64_t)i);
-        assert_int_equal(s.used, 100000);
-        assert_true(s.cap >= 200000);
-        assert_int_equal(store_series_set_drop_below(&s, 99001), 1000);
-        assert_int_equal(s.used, 1000);
-        assert_true(s.cap <= 4096);
-        assert_false(store_series_set_find(&s, 99000 * 7919, &check));
-        assert_true(store_series_set_find(&s, 99001 * 7919, &check));
-        assert_int_equal(check, 99001);
-        assert_true(store_series_set_find(&s, 100000 * 7919, &check));
-        /* still a working table: overwrite, add, drop everything */
-        store_series_set_put(&s, 5, 1);
-        store_series_set_put(&s, 100000 * 7919, 3);
-        assert_int_equal(s.used, 1001);
-        assert_int_equal(store_series_set_drop_below(&s, UINT64_MAX), 0);
-        assert_false(store_series_set_find(&s, 5, &check));
-        store_series_set_free(&s);
+        for (int i = 0; i < n; i++)
+                v = v << 8 | p[i];
+        return v;
 }
 
-/* one row per series of 1..nseries, finest window start start_ms */
-static void run_batch(store_batch *b, const tally_windows *w, int nseries,
-                      int64_t start_ms)
+/* decodes up to max tuples of out; returns how many */
+static size_t decode(const tally_buf *out, tuple *t, size_t max)
 {
-        store_batch_clear(b);
-        for (int i = 0; i < nseries; i++) {
-                store_row *r = &b->rows[b->n++];
+        const unsigned char *p = out->data + 19;        /* header */
+        size_t n = 0;
 
-                memset(r, 0, sizeof(*r));
-                r->series = i + 1;
-                r->start_ms = start_ms;
-                r->a.count = 1;
-                r->a.version = 1;
-                r->a.sum = r->a.min = r->a.max = i;
+        while (be(p, 2) != 0xffff) {
+                assert_int_equal(be(p, 2), COLS);
+                assert_true(n < max);
+                p += 2;
+                for (int c = 0; c < COLS; c++) {
+                        int len = (int)be(p, 4);
+
+                        t[n].f[c] = be(p + 4, len);
+                        p += 4 + len;
+                }
+                n++;
         }
-        store_coarse_order(b);
-        store_coarse_split(b, w);
-        store_coarse_mark_known(b);     /* as after the COMMIT */
+        assert_int_equal(p + 2 - out->data, out->len);
+        return n;
 }
 
-static void test_coarse_keys_forgotten(void **state)
+static double f8(uint64_t bits)
 {
-        tally_windows w = {2, {MIN_MS, HOUR_MS}};
-        int64_t t0 = 1000 * HOUR_MS;
+        double d;
+
+        memcpy(&d, &bits, sizeof(d));
+        return d;
+}
+
+static int64_t ts_ms(uint64_t us)
+{
+        return (int64_t)us / 1000 + PG_EPOCH_MS;
+}
+
+static void add(store_batch *b, int64_t series, int64_t start, int64_t count,
+                int64_t version, double sum, double min, double max,
+                int64_t first_ms, int64_t last_ms, int64_t offset)
+{
+        store_row *r = &b->rows[b->n++];
+
+        memset(r, 0, sizeof(*r));
+        r->series = series;
+        r->start_ms = start;
+        r->a = (store_agg){count, version, sum, min, max,
+                           {first_ms, min, {0, 0, offset}},
+                           {last_ms, max, {0, 1, offset}}};
+}
+
+static void test_split_merges_per_coarse_bucket(void **state)
+{
+        tally_windows w = {3, {MIN_MS, HOUR_MS, 24 * HOUR_MS}};
+        int64_t h = 1000 * 24 * HOUR_MS;
         store_batch b;
+        tuple t[8];
 
         (void)state;
         store_batch_init(&b, 64);
-        run_batch(&b, &w, 4, t0 + MIN_MS);              /* hour 0: new */
-        assert_int_equal(b.nnew[1], 4);
-        assert_int_equal(b.ncoarse, 0);
-        run_batch(&b, &w, 4, t0 + 2 * MIN_MS);          /* hour 0 again */
-        assert_int_equal(b.nnew[1], 0);
-        assert_int_equal(b.ncoarse, 4);
-        assert_int_equal(b.coarse_known.used, 4);
+        /* series 7: two minutes of hour 0 (the second as two versions),
+         * one of hour 1; series 3: one minute of hour 0 */
+        add(&b, 7, h + MIN_MS, 2, 2, 10, 4, 6, h + MIN_MS + 5, h + MIN_MS + 50, 1);
+        add(&b, 7, h + 2 * MIN_MS, 1, 1, 7, 7, 7, h + 2 * MIN_MS, h + 2 * MIN_MS, 2);
+        add(&b, 7, h + 2 * MIN_MS, 3, 3, 9, 1, 5, h + 2 * MIN_MS + 1, h + 2 * MIN_MS + 9, 5);
+        add(&b, 7, h + HOUR_MS, 1, 1, 2, 2, 2, h + HOUR_MS, h + HOUR_MS, 3);
+        add(&b, 3, h, 4, 4, 40, 10, 10, h + 1, h + 59000, 4);
+        store_coarse_order(&b);
+        assert_int_equal(b.nord, 4);    /* the older version of 7/min 2 */
+        store_coarse_split(&b, &w);
 
-        b.coarse_prune_at = 1;                          /* prune every time */
-        run_batch(&b, &w, 4, t0 + HOUR_MS + MIN_MS);    /* hour 1 */
-        assert_int_equal(b.nnew[1], 4);
-        /* hour 0 ended less than an hour before: kept */
-        assert_int_equal(b.coarse_known.used, 8);
-        assert_int_equal(b.coarse_prune_at, STORE_COARSE_PRUNE_MIN);
+        assert_int_equal(b.ncoarse[1], 3);
+        assert_int_equal(decode(&b.coarse[1], t, 8), 3);
+        /* in key order: (3, hour 0), (7, hour 0), (7, hour 1) */
+        assert_int_equal(t[0].f[0], 3);
+        assert_int_equal(t[1].f[0], 7);
+        assert_int_equal(ts_ms(t[1].f[1]), h);
+        assert_int_equal(t[1].f[2], 5);                 /* count 2 + 3 */
+        assert_true(f8(t[1].f[3]) == 19);               /* sum 10 + 9 */
+        assert_true(f8(t[1].f[4]) == 1);                /* min */
+        assert_true(f8(t[1].f[5]) == 6);                /* max */
+        assert_true(f8(t[1].f[6]) == 4);                /* first: minute 1 */
+        assert_int_equal(ts_ms(t[1].f[7]), h + MIN_MS + 5);
+        assert_int_equal(t[1].f[9], 1);                 /* its offset */
+        assert_true(f8(t[1].f[11]) == 5);               /* last: minute 2 */
+        assert_int_equal(ts_ms(t[1].f[12]), h + 2 * MIN_MS + 9);
+        assert_int_equal(t[1].f[14], 5);
+        assert_int_equal(t[1].f[16], 5);                /* version 2 + 3 */
+        assert_int_equal(ts_ms(t[2].f[1]), h + HOUR_MS);
+        assert_int_equal(t[2].f[2], 1);
 
-        b.coarse_prune_at = 1;
-        run_batch(&b, &w, 4, t0 + 2 * HOUR_MS);         /* hour 2 */
-        /* hour 0 ended an hour before hour 2 began: forgotten */
-        assert_int_equal(b.coarse_known.used, 8);
-        assert_int_equal(b.coarse_latest, t0 + 2 * HOUR_MS);
+        /* the day: one row per series */
+        assert_int_equal(b.ncoarse[2], 2);
+        assert_int_equal(decode(&b.coarse[2], t, 8), 2);
+        assert_int_equal(t[1].f[0], 7);
+        assert_int_equal(t[1].f[2], 6);
+        assert_true(f8(t[1].f[3]) == 21);
+        assert_int_equal(ts_ms(t[1].f[12]), h + HOUR_MS);
 
-        run_batch(&b, &w, 2, t0 + 30 * MIN_MS);         /* late, hour 0 */
-        assert_int_equal(b.nnew[1], 2);                 /* copied as new */
-        assert_int_equal(b.ncoarse, 0);
-        run_batch(&b, &w, 2, t0 + HOUR_MS + 30 * MIN_MS); /* late, hour 1 */
-        assert_int_equal(b.nnew[1], 0);                 /* merged */
-        assert_int_equal(b.ncoarse, 2);
-        /* a late batch does not move the horizon back */
-        assert_int_equal(b.coarse_latest, t0 + 2 * HOUR_MS);
-        store_batch_free(&b);
-}
-
-/* a long input: the set stays at about two hours of keys */
-static void test_coarse_keys_bounded(void **state)
-{
-        tally_windows w = {2, {MIN_MS, HOUR_MS}};
-        store_batch b;
-        size_t most = 0;
-
-        (void)state;
-        store_batch_init(&b, 40000);
-        for (int h = 0; h < 24; h++) {
-                run_batch(&b, &w, 40000, (int64_t)h * HOUR_MS);
-                if (b.coarse_known.used > most)
-                        most = b.coarse_known.used;
-        }
-        /* pruned at 64 k keys down to two hours (80 k), then at 160 k
-         * down to the last two hours again */
-        assert_true(most <= 160000);
-        assert_true(b.coarse_known.used <= 160000);
-        assert_true(b.coarse_known.cap <= 524288);
+        /* the next batch starts afresh */
+        store_batch_clear(&b);
+        add(&b, 9, h, 1, 1, 1, 1, 1, h, h, 9);
+        store_coarse_order(&b);
+        store_coarse_split(&b, &w);
+        assert_int_equal(b.ncoarse[1], 1);
+        assert_int_equal(decode(&b.coarse[1], t, 8), 1);
+        assert_int_equal(t[0].f[0], 9);
         store_batch_free(&b);
 }
 
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_set_drop_below),
-                cmocka_unit_test(test_coarse_keys_forgotten),
-                cmocka_unit_test(test_coarse_keys_bounded),
+                cmocka_unit_test(test_split_merges_per_coarse_bucket),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
