@@ -32,21 +32,52 @@ void store_sql_merged(tally_buf *q, const char *src, int with_updated_at)
                 src);
 }
 
-#define FIRST_KEY(r) "(" r ".first_ts, " r ".first_partition, " \
-        r ".first_offset, " r ".first_index)"
-#define LAST_KEY(r) "(" r ".last_ts, " r ".last_partition, " \
-        r ".last_offset, " r ".last_index)"
-#define FIRST_SET(c) " " c " = CASE WHEN " FIRST_KEY("excluded") " < " \
-        FIRST_KEY("t") " THEN excluded." c " ELSE t." c " END,"
-#define LAST_SET(c) " " c " = CASE WHEN " LAST_KEY("excluded") " > " \
-        LAST_KEY("t") " THEN excluded." c " ELSE t." c " END,"
+/* one merged column: "expr AS col" in a SELECT, "col = expr" in an
+ * upsert's SET */
+static void put(tally_buf *q, int assign, const char *col, const char *expr)
+{
+        if (assign)
+                tally_buf_printf(q, " %s = %s,", col, expr);
+        else
+                tally_buf_printf(q, " %s AS %s,", expr, col);
+}
 
-/* the first or last column c of delta md merged with stored row r
- * (NULL when the key has no stored row yet) */
-#define PICK_FIRST(c) " CASE WHEN r.series IS NULL OR " FIRST_KEY("md") \
-        " < " FIRST_KEY("r") " THEN md." c " ELSE r." c " END AS " c ","
-#define PICK_LAST(c) " CASE WHEN r.series IS NULL OR " LAST_KEY("md") \
-        " > " LAST_KEY("r") " THEN md." c " ELSE r." c " END AS " c ","
+/* Row a merged into row b (b's columns NULL: b has no row), every column
+ * but series, bucket and updated_at, each followed by a comma. */
+static void merge_exprs(tally_buf *q, const char *a, const char *b,
+                        int assign)
+{
+        static const char *const added[] = {"count", "sum", "version"};
+        static const char *const edge[] = {"value", "ts", "partition",
+                                           "offset", "index"};
+        char e[512], col[32], ka[160], kb[160];
+
+        for (size_t i = 0; i < sizeof(added) / sizeof(*added); i++) {
+                snprintf(e, sizeof(e), "%s.%s + coalesce(%s.%s, 0)", a,
+                         added[i], b, added[i]);
+                put(q, assign, added[i], e);
+        }
+        snprintf(e, sizeof(e), "least(%s.min, %s.min)", a, b);
+        put(q, assign, "min", e);
+        snprintf(e, sizeof(e), "greatest(%s.max, %s.max)", a, b);
+        put(q, assign, "max", e);
+        for (int last = 0; last < 2; last++) {
+                const char *w = last ? "last" : "first";
+
+                /* first = smallest (ts, origin), last = largest */
+                snprintf(ka, sizeof(ka), "(%s.%s_ts, %s.%s_partition,"
+                         " %s.%s_offset, %s.%s_index)", a, w, a, w, a, w, a, w);
+                snprintf(kb, sizeof(kb), "(%s.%s_ts, %s.%s_partition,"
+                         " %s.%s_offset, %s.%s_index)", b, w, b, w, b, w, b, w);
+                for (size_t i = 0; i < sizeof(edge) / sizeof(*edge); i++) {
+                        snprintf(col, sizeof(col), "%s_%s", w, edge[i]);
+                        snprintf(e, sizeof(e), "CASE WHEN %s.series IS NULL"
+                                 " OR %s %s %s THEN %s.%s ELSE %s.%s END", b,
+                                 ka, last ? ">" : "<", kb, a, col, b, col);
+                        put(q, assign, col, e);
+                }
+        }
+}
 
 /* The keys with deltas, merged with their stored rows: the deltas are
  * merged per key first (every query reads the whole delta table, which
@@ -59,21 +90,10 @@ static void with_deltas(tally_buf *q, const char *l)
         char src[64];
 
         snprintf(src, sizeof(src), "SELECT * FROM tally.rollup_%s_delta", l);
-        tally_buf_printf(q,
-                "SELECT md.series, md.bucket,"
-                " md.count + coalesce(r.count, 0) AS count,"
-                " md.sum + coalesce(r.sum, 0) AS sum,"
-                " least(md.min, r.min) AS min,"
-                " greatest(md.max, r.max) AS max,"
-                PICK_FIRST("first_value") PICK_FIRST("first_ts")
-                PICK_FIRST("first_partition") PICK_FIRST("first_offset")
-                PICK_FIRST("first_index")
-                PICK_LAST("last_value") PICK_LAST("last_ts")
-                PICK_LAST("last_partition") PICK_LAST("last_offset")
-                PICK_LAST("last_index")
-                " md.version + coalesce(r.version, 0) AS version,"
-                " greatest(md.updated_at, r.updated_at) AS updated_at"
-                " FROM (");
+        tally_buf_printf(q, "SELECT md.series, md.bucket,");
+        merge_exprs(q, "md", "r", 0);
+        tally_buf_printf(q, " greatest(md.updated_at, r.updated_at)"
+                         " AS updated_at FROM (");
         store_sql_merged(q, src, 1);
         tally_buf_printf(q, ") md LEFT JOIN LATERAL (SELECT * FROM"
                 " tally.rollup_%s_data r WHERE r.series = md.series"
@@ -123,18 +143,7 @@ void store_sql_fold(tally_buf *q, const char *l)
                 " INSERT INTO tally.rollup_%s_data AS t (" STORE_STAGE_COLS ") ",
                 l, l);
         store_sql_merged(q, "SELECT * FROM m", 0);
-        tally_buf_printf(q,
-                " ON CONFLICT (series, bucket) DO UPDATE SET"
-                " count = t.count + excluded.count,"
-                " sum = t.sum + excluded.sum,"
-                " min = least(t.min, excluded.min),"
-                " max = greatest(t.max, excluded.max),"
-                FIRST_SET("first_value") FIRST_SET("first_ts")
-                FIRST_SET("first_partition") FIRST_SET("first_offset")
-                FIRST_SET("first_index")
-                LAST_SET("last_value") LAST_SET("last_ts")
-                LAST_SET("last_partition") LAST_SET("last_offset")
-                LAST_SET("last_index")
-                " version = t.version + excluded.version,"
-                " updated_at = now()");
+        tally_buf_printf(q, " ON CONFLICT (series, bucket) DO UPDATE SET");
+        merge_exprs(q, "excluded", "t", 1);
+        tally_buf_printf(q, " updated_at = now()");
 }
