@@ -105,8 +105,8 @@ static int edge_cmp(const tally_rollup_edge *a, const tally_rollup_edge *b)
         return tally_pos_cmp(&a->pos, &b->pos);
 }
 
-/* folds finest row r into the coarse accumulator m (m->count == 0: empty) */
-static void fold(store_agg *m, const store_agg *r)
+/* adds finest row r to the coarse accumulator m (m->count == 0: empty) */
+static void add_row(store_agg *m, const store_agg *r)
 {
         if (!m->count) {
                 *m = *r;
@@ -153,7 +153,7 @@ void store_coarse_split(store_batch *b, const tally_windows *w)
                                 break;
                         series = row->series;
                         cb = s;
-                        fold(&m, &row->a);
+                        add_row(&m, &row->a);
                 }
                 store_copybin_trailer(out);
         }
