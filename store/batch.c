@@ -38,8 +38,6 @@
 #include "store/copybin.h"
 #include "store/schema.h"
 
-#define STAGE_COLS STORE_STAGE_COLS
-
 /* bytes of binary COPY data per row (17 columns: 13 of 8 bytes, 4 of 4,
  * each with its length word, and the field count) and of names per row
  * (site, device and metric of typical lengths with their NULs) */
@@ -330,8 +328,8 @@ static void delta_sql(tally_buf *q, const char *fine)
 static void finest_sql(tally_buf *q, const char *l)
 {
         tally_buf_printf(q,
-                "INSERT INTO tally.rollup_%s_data AS t (" STAGE_COLS ")"
-                " SELECT " STAGE_COLS " FROM d"
+                "INSERT INTO tally.rollup_%s_data AS t (" STORE_STAGE_COLS ")"
+                " SELECT " STORE_STAGE_COLS " FROM d"
                 " ON CONFLICT (series, bucket) DO UPDATE SET"
                 SET_COLS " WHERE excluded.version > t.version", l);
 }
@@ -350,7 +348,7 @@ static void coarse_sql(tally_buf *q, const char *l, int64_t ms)
                  " milliseconds', bucket, timestamptz '1970-01-01 00:00:00+00')",
                  ms);
         tally_buf_printf(q,
-                "INSERT INTO tally.rollup_%s_delta (" STAGE_COLS ")"
+                "INSERT INTO tally.rollup_%s_delta (" STORE_STAGE_COLS ")"
                 " SELECT series, cb,"
                 " sum(count - o_count)::bigint,"
                 " sum(sum - o_sum ORDER BY bucket), min(min), max(max),"
@@ -503,9 +501,9 @@ static int write_direct(PGconn *conn, store_batch *b, const tally_windows *w,
                         continue;
                 store_window_label(w->ms[k], l, sizeof(l));
                 tally_buf_reset(&q);
-                tally_buf_printf(&q, "COPY tally.rollup_%s_%s (" STAGE_COLS
-                                 ") FROM STDIN (FORMAT binary)", l,
-                                 k ? "delta" : "data");
+                tally_buf_printf(&q, "COPY tally.rollup_%s_%s ("
+                                 STORE_STAGE_COLS ") FROM STDIN (FORMAT binary)",
+                                 l, k ? "delta" : "data");
                 tally_buf_putc(&q, 0);
                 rc = store_pg_copy(conn, (const char *)q.data,
                                    k ? &b->coarse[k] : &b->copy,
@@ -523,7 +521,7 @@ static int write_merged(PGconn *conn, store_batch *b, const tally_windows *w,
         tally_buf q = TALLY_BUF_INIT;
         int rc;
 
-        rc = store_pg_copy(conn, "COPY store_stage (" STAGE_COLS
+        rc = store_pg_copy(conn, "COPY store_stage (" STORE_STAGE_COLS
                            ") FROM STDIN (FORMAT binary)", &b->copy, "copy",
                            err);
         if (rc)

@@ -100,14 +100,16 @@ static void with_deltas(tally_buf *q, const char *l)
                 " AND r.bucket = md.bucket LIMIT 1) r ON true", l);
 }
 
+/* the stored rows r of window %s without deltas */
+#define NO_DELTAS " WHERE NOT EXISTS (SELECT FROM tally.rollup_%s_delta d" \
+        " WHERE d.series = r.series AND d.bucket = r.bucket)"
+
 void store_sql_rows_view(tally_buf *q, const char *l)
 {
         tally_buf_printf(q,
                 "CREATE OR REPLACE VIEW tally.rollup_%s_rows AS"
                 " SELECT " STORE_STAGE_COLS ", updated_at"
-                " FROM tally.rollup_%s_data r"
-                " WHERE NOT EXISTS (SELECT FROM tally.rollup_%s_delta d"
-                " WHERE d.series = r.series AND d.bucket = r.bucket)"
+                " FROM tally.rollup_%s_data r" NO_DELTAS
                 " UNION ALL SELECT " STORE_STAGE_COLS ", updated_at FROM (",
                 l, l, l);
         with_deltas(q, l);
@@ -120,17 +122,20 @@ void store_sql_rows_view(tally_buf *q, const char *l)
         r ".first_value, " r ".first_ts, " r ".last_value, "              \
         r ".last_ts, " r ".version, " r ".updated_at"
 
-void store_sql_named_view(tally_buf *q, const char *l)
+void store_sql_named_view(tally_buf *q, const char *l, int deltas)
 {
-        /* tally.series is joined inside each branch, so that a filter on
-         * the names selects the series before any row is read */
         tally_buf_printf(q,
                 "CREATE OR REPLACE VIEW tally.rollup_%s AS"
                 " SELECT" NAMED_COLS("r") " FROM tally.rollup_%s_data r"
-                " JOIN tally.series s ON s.id = r.series"
-                " WHERE NOT EXISTS (SELECT FROM tally.rollup_%s_delta d"
-                " WHERE d.series = r.series AND d.bucket = r.bucket)"
-                " UNION ALL SELECT" NAMED_COLS("m") " FROM (", l, l, l);
+                " JOIN tally.series s ON s.id = r.series", l, l);
+        if (!deltas) {
+                tally_buf_printf(q, ";");
+                return;
+        }
+        /* tally.series is joined inside each branch, so that a filter on
+         * the names selects the series before any row is read */
+        tally_buf_printf(q, NO_DELTAS " UNION ALL SELECT" NAMED_COLS("m")
+                         " FROM (", l);
         with_deltas(q, l);
         tally_buf_printf(q, ") m JOIN tally.series s ON s.id = m.series;");
 }
@@ -140,7 +145,8 @@ void store_sql_fold(tally_buf *q, const char *l)
         tally_buf_printf(q,
                 "WITH m AS (DELETE FROM tally.rollup_%s_delta RETURNING "
                 STORE_STAGE_COLS ")"
-                " INSERT INTO tally.rollup_%s_data AS t (" STORE_STAGE_COLS ") ",
+                " INSERT INTO tally.rollup_%s_data AS t ("
+                STORE_STAGE_COLS ") ",
                 l, l);
         store_sql_merged(q, "SELECT * FROM m", 0);
         tally_buf_printf(q, " ON CONFLICT (series, bucket) DO UPDATE SET");

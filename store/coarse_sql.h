@@ -35,9 +35,10 @@ void store_sql_merged(tally_buf *q, const char *src, int with_updated_at);
 /* The view tally.rollup_<label>_rows: every row of the coarse table with
  * its deltas merged in (STORE_STAGE_COLS, updated_at), by series id. */
 void store_sql_rows_view(tally_buf *q, const char *label);
-/* The analysts' view tally.rollup_<label>: the same rows by site, device
- * and metric, with the mean (docs/schema.md). */
-void store_sql_named_view(tally_buf *q, const char *label);
+/* The analysts' view tally.rollup_<label>: the rows by site, device and
+ * metric, with the mean (docs/schema.md); with deltas (a coarse window),
+ * the same rows as tally.rollup_<label>_rows. */
+void store_sql_named_view(tally_buf *q, const char *label, int deltas);
 
 /* One statement: deletes every delta of the window the transaction sees
  * and adds them, merged per key, to the stored rows (inserting the rows

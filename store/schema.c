@@ -150,15 +150,7 @@ static void window_sql(tally_buf *b, int64_t ms, int finest)
                        : ", merged from the finest rows; the deltas in "
                          "tally.rollup_<w>_delta are not in it yet",
                 l, l);
-        if (finest) {
-                tally_buf_printf(b,
-                        "CREATE OR REPLACE VIEW tally.rollup_%s AS SELECT"
-                        " s.site, s.device, s.metric, r.bucket, r.count, r.sum,"
-                        " r.sum / r.count AS mean, r.min, r.max, r.first_value,"
-                        " r.first_ts, r.last_value, r.last_ts, r.version,"
-                        " r.updated_at FROM tally.rollup_%s_data r"
-                        " JOIN tally.series s ON s.id = r.series;", l, l);
-        } else {
+        if (!finest) {
                 tally_buf_printf(b,
                         "CREATE TABLE IF NOT EXISTS tally.rollup_%s_delta"
                         " (LIKE tally.rollup_%s_data INCLUDING DEFAULTS);"
@@ -169,11 +161,11 @@ static void window_sql(tally_buf *b, int64_t ms, int finest)
                         " TO tally_writer;",
                         l, l, l, l, l, l);
                 store_sql_rows_view(b, l);
-                store_sql_named_view(b, l);
                 tally_buf_printf(b,
                         "GRANT SELECT ON tally.rollup_%s_rows"
                         " TO tally_reader, tally_writer;", l);
         }
+        store_sql_named_view(b, l, !finest);
         tally_buf_printf(b,
                 "GRANT SELECT ON tally.rollup_%s TO tally_reader, tally_writer;",
                 l);
