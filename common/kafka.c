@@ -81,6 +81,32 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                   "kafka_log", "facility=%s text=\"%s\"", fac, buf);
 }
 
+/* A consumer's message.max.bytes bounds only the requests it sends and
+ * the least fetch.max.bytes librdkafka accepts ("must be >=
+ * message.max.bytes", 1 MB by default). When fetch.max.bytes is set below
+ * it and message.max.bytes is not set, it follows fetch.max.bytes, so a
+ * small fetch takes one property. (It also caps the first guess of an lz4
+ * decoder's output buffer, which then grows by realloc: a few copies per
+ * record batch.) */
+static int kafka_consumer_fit_fetch(rd_kafka_conf_t *conf,
+                                    const tally_kafka_props *k, tally_err *err)
+{
+        char fetch[32], msg[32];
+        size_t nf = sizeof(fetch), nm = sizeof(msg);
+
+        for (size_t i = 0; i < k->n; i++)
+                if (!strcmp(k->kv[i].key, "message.max.bytes"))
+                        return 0;
+        if (rd_kafka_conf_get(conf, "fetch.max.bytes", fetch, &nf) != RD_KAFKA_CONF_OK ||
+            rd_kafka_conf_get(conf, "message.max.bytes", msg, &nm) != RD_KAFKA_CONF_OK)
+                return 0;
+        /* below message.max.bytes' own minimum librdkafka names the
+         * conflict itself when the client is created */
+        if (atoll(fetch) >= atoll(msg) || atoll(fetch) < 1000)
+                return 0;
+        return tally_kafka_conf_set(conf, "message.max.bytes", fetch, err);
+}
+
 rd_kafka_conf_t *tally_kafka_conf_new(const tally_common_cfg *c,
                                       tally_kafka_role role, tally_err *err)
 {
@@ -166,6 +192,9 @@ rd_kafka_conf_t *tally_kafka_conf_new(const tally_common_cfg *c,
                 if (tally_kafka_conf_set(conf, k, c->kafka.kv[i].val, err))
                         goto fail;
         }
+        if (role == TALLY_KAFKA_CONSUMER &&
+            kafka_consumer_fit_fetch(conf, &c->kafka, err))
+                goto fail;
         return conf;
 fail:
         rd_kafka_conf_destroy(conf);

@@ -107,8 +107,12 @@ static void ingest_metrics(ingest_ctx *ctx)
  *   2.0.2 fetch pause at a full queue does not stall it.
  * - fetch.max.bytes: one fetch response holds one batch per partition
  *   until this size, so with the 50 MB default it grew with the number of
- *   raw partitions (a 1 MB lz4 batch is ~6 MB decoded); 1 MB is the least
- *   librdkafka allows (message.max.bytes).
+ *   raw partitions (a 1 MB lz4 batch is ~6 MB decoded). librdkafka checks
+ *   queued.min.messages before it sends a fetch, and a response lands in
+ *   the queue whole, so each broker's response may overshoot it: at 1 MB
+ *   a worker queue peaked at 37-45 k messages for a 20 k limit, higher
+ *   the longer the backlog; at 256 KiB at 27-30 k whatever its length
+ *   (the consumer's message.max.bytes follows: common/kafka.c).
  * - queue.buffering.max.kbytes: clean batches waiting in one worker's
  *   producer; at 256 MiB it grew with the backlog (and 32 MiB still did
  *   end to end). At 8 MiB the worker waits for delivery reports now and
@@ -117,7 +121,7 @@ static void ingest_kafka_defaults(tally_kafka_props *k)
 {
         static const char *const d[][2] = {
                 {"queued.min.messages", "20000"},
-                {"fetch.max.bytes", "1000000"},
+                {"fetch.max.bytes", "262144"},
                 {"queue.buffering.max.kbytes", "8192"},
         };
         tally_kafka_props_prepend(k, d, sizeof(d) / sizeof(*d));

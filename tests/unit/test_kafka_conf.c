@@ -1,0 +1,158 @@
+/* tests/unit/test_kafka_conf.c -- common/kafka.h's tally_kafka_conf_new:
+ * each role's defaults, pass-through properties winning over them, the
+ * other role's properties skipped, and a consumer's message.max.bytes
+ * following a smaller fetch.max.bytes so that librdkafka accepts it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/kafka.h"
+
+static void conf_value(rd_kafka_conf_t *conf, const char *key, char *out,
+                       size_t size)
+{
+        size_t n = size;
+
+        assert_int_equal(rd_kafka_conf_get(conf, key, out, &n), RD_KAFKA_CONF_OK);
+}
+
+/* the conf of role with the properties kv (key, value, key, value, ...) */
+static rd_kafka_conf_t *conf_with(tally_kafka_role role, const char **kv,
+                                  size_t n, tally_err *err)
+{
+        tally_common_cfg c;
+        tally_kv props[8];
+
+        assert_true(n / 2 <= sizeof(props) / sizeof(*props));
+        memset(&c, 0, sizeof(c));
+        c.brokers = "127.0.0.1:9";
+        for (size_t i = 0; i < n / 2; i++) {
+                props[i].key = (char *)kv[2 * i];
+                props[i].val = (char *)kv[2 * i + 1];
+        }
+        c.kafka.n = n / 2;
+        c.kafka.kv = props;
+        tally_err_clear(err);
+        return tally_kafka_conf_new(&c, role, err);
+}
+
+/* librdkafka checks the properties against each other when the client is
+ * created: the conf must make a client */
+static void assert_client(rd_kafka_type_t type, rd_kafka_conf_t *conf)
+{
+        tally_err err;
+        rd_kafka_t *rk = tally_kafka_new(type, conf, &err);
+
+        assert_non_null(rk);
+        rd_kafka_destroy(rk);
+}
+
+static void test_role_defaults(void **state)
+{
+        tally_err err;
+        char v[64];
+        rd_kafka_conf_t *p, *c;
+
+        (void)state;
+        p = conf_with(TALLY_KAFKA_PRODUCER, NULL, 0, &err);
+        c = conf_with(TALLY_KAFKA_CONSUMER, NULL, 0, &err);
+        assert_non_null(p);
+        assert_non_null(c);
+        conf_value(p, "enable.idempotence", v, sizeof(v));
+        assert_string_equal(v, "true");
+        conf_value(p, "message.timeout.ms", v, sizeof(v));
+        assert_string_equal(v, "0");
+        conf_value(c, "enable.auto.commit", v, sizeof(v));
+        assert_string_equal(v, "false");
+        conf_value(c, "auto.offset.reset", v, sizeof(v));
+        assert_string_equal(v, "error");
+        /* nothing made the request size follow the fetch size */
+        conf_value(c, "message.max.bytes", v, sizeof(v));
+        assert_string_equal(v, "1000000");
+        assert_client(RD_KAFKA_PRODUCER, p);
+        assert_client(RD_KAFKA_CONSUMER, c);
+}
+
+static void test_props_win_and_roles(void **state)
+{
+        static const char *kv[] = {"linger.ms", "50", "queued.min.messages", "7",
+                                   "client.id", "x"};
+        tally_err err;
+        char v[64];
+        rd_kafka_conf_t *p, *c;
+
+        (void)state;
+        p = conf_with(TALLY_KAFKA_PRODUCER, kv, 6, &err);
+        c = conf_with(TALLY_KAFKA_CONSUMER, kv, 6, &err);
+        assert_non_null(p);
+        assert_non_null(c);
+        conf_value(p, "linger.ms", v, sizeof(v));
+        assert_string_equal(v, "50");
+        conf_value(c, "queued.min.messages", v, sizeof(v));
+        assert_string_equal(v, "7");
+        /* each skips the other role's property, and both take the rest */
+        conf_value(p, "queued.min.messages", v, sizeof(v));
+        assert_string_equal(v, "100000");
+        conf_value(p, "client.id", v, sizeof(v));
+        assert_string_equal(v, "x");
+        conf_value(c, "client.id", v, sizeof(v));
+        assert_string_equal(v, "x");
+        rd_kafka_conf_destroy(p);
+        rd_kafka_conf_destroy(c);
+}
+
+static void test_small_fetch(void **state)
+{
+        static const char *fetch[] = {"fetch.max.bytes", "262144"};
+        static const char *both[] = {"fetch.max.bytes", "262144",
+                                     "message.max.bytes", "100000"};
+        static const char *bad[] = {"message.max.bytes", "500000",
+                                    "fetch.max.bytes", "262144"};
+        tally_err err;
+        char v[64];
+        rd_kafka_conf_t *conf;
+        rd_kafka_t *rk;
+
+        (void)state;
+        /* a consumer: the request size follows, and the client starts */
+        conf = conf_with(TALLY_KAFKA_CONSUMER, fetch, 2, &err);
+        assert_non_null(conf);
+        conf_value(conf, "message.max.bytes", v, sizeof(v));
+        assert_string_equal(v, "262144");
+        assert_client(RD_KAFKA_CONSUMER, conf);
+        /* a producer takes no fetch property and keeps its request size
+         * (it bounds the batches it sends) */
+        conf = conf_with(TALLY_KAFKA_PRODUCER, fetch, 2, &err);
+        assert_non_null(conf);
+        conf_value(conf, "message.max.bytes", v, sizeof(v));
+        assert_string_equal(v, "1000000");
+        rd_kafka_conf_destroy(conf);
+        /* message.max.bytes given: the user's value stays */
+        conf = conf_with(TALLY_KAFKA_CONSUMER, both, 4, &err);
+        assert_non_null(conf);
+        conf_value(conf, "message.max.bytes", v, sizeof(v));
+        assert_string_equal(v, "100000");
+        assert_client(RD_KAFKA_CONSUMER, conf);
+        /* ... also when it conflicts: librdkafka names the conflict */
+        conf = conf_with(TALLY_KAFKA_CONSUMER, bad, 4, &err);
+        assert_non_null(conf);
+        rk = tally_kafka_new(RD_KAFKA_CONSUMER, conf, &err);
+        assert_null(rk);
+        assert_non_null(strstr(err.msg, "fetch.max.bytes"));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_role_defaults),
+                cmocka_unit_test(test_props_win_and_roles),
+                cmocka_unit_test(test_small_fetch),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
