@@ -81,22 +81,19 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                   "kafka_log", "facility=%s text=\"%s\"", fac, buf);
 }
 
-/* A consumer's message.max.bytes bounds only the requests it sends and
- * the least fetch.max.bytes librdkafka accepts ("must be >=
- * message.max.bytes", 1 MB by default). When fetch.max.bytes is set below
- * it and message.max.bytes is not set, it follows fetch.max.bytes, so a
- * small fetch takes one property. (It also caps the first guess of an lz4
- * decoder's output buffer, which then grows by realloc: a few copies per
- * record batch.) */
-static int kafka_consumer_fit_fetch(rd_kafka_conf_t *conf,
-                                    const tally_kafka_props *k, tally_err *err)
+/* A consumer's message.max.bytes bounds only the requests it sends (a
+ * record larger than the fetch size still arrives: receive.message.max.bytes
+ * bounds that) and the least fetch.max.bytes librdkafka accepts ("must be
+ * >= message.max.bytes", 1 MB by default). So a consumer's is lowered to
+ * its fetch.max.bytes when that is smaller: a small fetch takes one
+ * property, and a message.max.bytes raised for the producers does not stop
+ * the consumer. (It also caps the first guess of an lz4 decoder's output
+ * buffer, which then grows by realloc: a few copies per record batch.) */
+static int kafka_consumer_fit_fetch(rd_kafka_conf_t *conf, tally_err *err)
 {
         char fetch[32], msg[32];
         size_t nf = sizeof(fetch), nm = sizeof(msg);
 
-        for (size_t i = 0; i < k->n; i++)
-                if (!strcmp(k->kv[i].key, "message.max.bytes"))
-                        return 0;
         if (rd_kafka_conf_get(conf, "fetch.max.bytes", fetch, &nf) != RD_KAFKA_CONF_OK ||
             rd_kafka_conf_get(conf, "message.max.bytes", msg, &nm) != RD_KAFKA_CONF_OK)
                 return 0;
@@ -193,7 +190,7 @@ rd_kafka_conf_t *tally_kafka_conf_new(const tally_common_cfg *c,
                         goto fail;
         }
         if (role == TALLY_KAFKA_CONSUMER &&
-            kafka_consumer_fit_fetch(conf, &c->kafka, err))
+            kafka_consumer_fit_fetch(conf, err))
                 goto fail;
         return conf;
 fail:

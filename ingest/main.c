@@ -112,7 +112,7 @@ static void ingest_metrics(ingest_ctx *ctx)
  *   the queue whole, so each broker's response may overshoot it: at 1 MB
  *   a worker queue peaked at 37-45 k messages for a 20 k limit, higher
  *   the longer the backlog; at 256 KiB at 27-30 k whatever its length
- *   (the consumer's message.max.bytes follows: common/kafka.c).
+ *   (the consumer's message.max.bytes is lowered to it: common/kafka.c).
  * - queue.buffering.max.kbytes: clean batches waiting in one worker's
  *   producer; at 256 MiB it grew with the backlog (and 32 MiB still did
  *   end to end). At 8 MiB the worker waits for delivery reports now and

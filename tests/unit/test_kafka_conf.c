@@ -1,7 +1,7 @@
 /* tests/unit/test_kafka_conf.c -- common/kafka.h's tally_kafka_conf_new:
  * each role's defaults, pass-through properties winning over them, the
  * other role's properties skipped, and a consumer's message.max.bytes
- * following a smaller fetch.max.bytes so that librdkafka accepts it. */
+ * lowered to a smaller fetch.max.bytes so that librdkafka accepts it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,8 +111,9 @@ static void test_small_fetch(void **state)
         static const char *fetch[] = {"fetch.max.bytes", "262144"};
         static const char *both[] = {"fetch.max.bytes", "262144",
                                      "message.max.bytes", "100000"};
-        static const char *bad[] = {"message.max.bytes", "500000",
+        static const char *big[] = {"message.max.bytes", "2000000",
                                     "fetch.max.bytes", "262144"};
+        static const char *tiny[] = {"fetch.max.bytes", "500"};
         tally_err err;
         char v[64];
         rd_kafka_conf_t *conf;
@@ -132,14 +133,27 @@ static void test_small_fetch(void **state)
         conf_value(conf, "message.max.bytes", v, sizeof(v));
         assert_string_equal(v, "1000000");
         rd_kafka_conf_destroy(conf);
-        /* message.max.bytes given: the user's value stays */
+        /* message.max.bytes given below it: it stays */
         conf = conf_with(TALLY_KAFKA_CONSUMER, both, 4, &err);
         assert_non_null(conf);
         conf_value(conf, "message.max.bytes", v, sizeof(v));
         assert_string_equal(v, "100000");
         assert_client(RD_KAFKA_CONSUMER, conf);
-        /* ... also when it conflicts: librdkafka names the conflict */
-        conf = conf_with(TALLY_KAFKA_CONSUMER, bad, 4, &err);
+        /* ... above it (raised for the producers): the consumer's is
+         * lowered, the producer's stays */
+        conf = conf_with(TALLY_KAFKA_CONSUMER, big, 4, &err);
+        assert_non_null(conf);
+        conf_value(conf, "message.max.bytes", v, sizeof(v));
+        assert_string_equal(v, "262144");
+        assert_client(RD_KAFKA_CONSUMER, conf);
+        conf = conf_with(TALLY_KAFKA_PRODUCER, big, 4, &err);
+        assert_non_null(conf);
+        conf_value(conf, "message.max.bytes", v, sizeof(v));
+        assert_string_equal(v, "2000000");
+        assert_client(RD_KAFKA_PRODUCER, conf);
+        /* a fetch below message.max.bytes' least value: librdkafka names
+         * the conflict when the client is created */
+        conf = conf_with(TALLY_KAFKA_CONSUMER, tiny, 2, &err);
         assert_non_null(conf);
         rk = tally_kafka_new(RD_KAFKA_CONSUMER, conf, &err);
         assert_null(rk);
