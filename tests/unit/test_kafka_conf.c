@@ -13,12 +13,14 @@
 
 #include "common/kafka.h"
 
-static void conf_value(rd_kafka_conf_t *conf, const char *key, char *out,
-                       size_t size)
+static void assert_conf(rd_kafka_conf_t *conf, const char *key,
+                        const char *want)
 {
-        size_t n = size;
+        char v[64];
+        size_t n = sizeof(v);
 
-        assert_int_equal(rd_kafka_conf_get(conf, key, out, &n), RD_KAFKA_CONF_OK);
+        assert_int_equal(rd_kafka_conf_get(conf, key, v, &n), RD_KAFKA_CONF_OK);
+        assert_string_equal(v, want);
 }
 
 /* the conf of role with the properties kv (key, value, key, value, ...) */
@@ -55,7 +57,6 @@ static void assert_client(rd_kafka_type_t type, rd_kafka_conf_t *conf)
 static void test_role_defaults(void **state)
 {
         tally_err err;
-        char v[64];
         rd_kafka_conf_t *p, *c;
 
         (void)state;
@@ -63,17 +64,12 @@ static void test_role_defaults(void **state)
         c = conf_with(TALLY_KAFKA_CONSUMER, NULL, 0, &err);
         assert_non_null(p);
         assert_non_null(c);
-        conf_value(p, "enable.idempotence", v, sizeof(v));
-        assert_string_equal(v, "true");
-        conf_value(p, "message.timeout.ms", v, sizeof(v));
-        assert_string_equal(v, "0");
-        conf_value(c, "enable.auto.commit", v, sizeof(v));
-        assert_string_equal(v, "false");
-        conf_value(c, "auto.offset.reset", v, sizeof(v));
-        assert_string_equal(v, "error");
+        assert_conf(p, "enable.idempotence", "true");
+        assert_conf(p, "message.timeout.ms", "0");
+        assert_conf(c, "enable.auto.commit", "false");
+        assert_conf(c, "auto.offset.reset", "error");
         /* nothing made the request size follow the fetch size */
-        conf_value(c, "message.max.bytes", v, sizeof(v));
-        assert_string_equal(v, "1000000");
+        assert_conf(c, "message.max.bytes", "1000000");
         assert_client(RD_KAFKA_PRODUCER, p);
         assert_client(RD_KAFKA_CONSUMER, c);
 }
@@ -83,7 +79,6 @@ static void test_props_win_and_roles(void **state)
         static const char *kv[] = {"linger.ms", "50", "queued.min.messages", "7",
                                    "client.id", "x"};
         tally_err err;
-        char v[64];
         rd_kafka_conf_t *p, *c;
 
         (void)state;
@@ -91,17 +86,13 @@ static void test_props_win_and_roles(void **state)
         c = conf_with(TALLY_KAFKA_CONSUMER, kv, 6, &err);
         assert_non_null(p);
         assert_non_null(c);
-        conf_value(p, "linger.ms", v, sizeof(v));
-        assert_string_equal(v, "50");
-        conf_value(c, "queued.min.messages", v, sizeof(v));
-        assert_string_equal(v, "7");
+        assert_conf(p, "linger.ms", "50");
+        assert_conf(c, "queued.min.messages", "7");
         /* each skips the other role's property, and both take the rest */
-        conf_value(p, "queued.min.messages", v, sizeof(v));
-        assert_string_equal(v, "100000");
-        conf_value(p, "client.id", v, sizeof(v));
-        assert_string_equal(v, "x");
-        conf_value(c, "client.id", v, sizeof(v));
-        assert_string_equal(v, "x");
+        assert_conf(p, "queued.min.messages", "100000");
+        assert_conf(c, "linger.ms", "5");
+        assert_conf(p, "client.id", "x");
+        assert_conf(c, "client.id", "x");
         rd_kafka_conf_destroy(p);
         rd_kafka_conf_destroy(c);
 }
@@ -115,7 +106,6 @@ static void test_small_fetch(void **state)
                                     "fetch.max.bytes", "262144"};
         static const char *tiny[] = {"fetch.max.bytes", "500"};
         tally_err err;
-        char v[64];
         rd_kafka_conf_t *conf;
         rd_kafka_t *rk;
 
@@ -123,33 +113,28 @@ static void test_small_fetch(void **state)
         /* a consumer: the request size follows, and the client starts */
         conf = conf_with(TALLY_KAFKA_CONSUMER, fetch, 2, &err);
         assert_non_null(conf);
-        conf_value(conf, "message.max.bytes", v, sizeof(v));
-        assert_string_equal(v, "262144");
+        assert_conf(conf, "message.max.bytes", "262144");
         assert_client(RD_KAFKA_CONSUMER, conf);
         /* a producer takes no fetch property and keeps its request size
          * (it bounds the batches it sends) */
         conf = conf_with(TALLY_KAFKA_PRODUCER, fetch, 2, &err);
         assert_non_null(conf);
-        conf_value(conf, "message.max.bytes", v, sizeof(v));
-        assert_string_equal(v, "1000000");
+        assert_conf(conf, "message.max.bytes", "1000000");
         rd_kafka_conf_destroy(conf);
         /* message.max.bytes given below it: it stays */
         conf = conf_with(TALLY_KAFKA_CONSUMER, both, 4, &err);
         assert_non_null(conf);
-        conf_value(conf, "message.max.bytes", v, sizeof(v));
-        assert_string_equal(v, "100000");
+        assert_conf(conf, "message.max.bytes", "100000");
         assert_client(RD_KAFKA_CONSUMER, conf);
         /* ... above it (raised for the producers): the consumer's is
          * lowered, the producer's stays */
         conf = conf_with(TALLY_KAFKA_CONSUMER, big, 4, &err);
         assert_non_null(conf);
-        conf_value(conf, "message.max.bytes", v, sizeof(v));
-        assert_string_equal(v, "262144");
+        assert_conf(conf, "message.max.bytes", "262144");
         assert_client(RD_KAFKA_CONSUMER, conf);
         conf = conf_with(TALLY_KAFKA_PRODUCER, big, 4, &err);
         assert_non_null(conf);
-        conf_value(conf, "message.max.bytes", v, sizeof(v));
-        assert_string_equal(v, "2000000");
+        assert_conf(conf, "message.max.bytes", "2000000");
         assert_client(RD_KAFKA_PRODUCER, conf);
         /* a fetch below message.max.bytes' least value: librdkafka names
          * the conflict when the client is created */
