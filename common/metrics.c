@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/procstat.h"
 
 #define METRICS_MAX 64
 
@@ -86,6 +87,7 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *c,
                         "# TYPE tally_consumer_position_lost_total counter\n"
                         "tally_consumer_position_lost_total %lld\n",
                         (long long)atomic_load(&tally_metric_position_lost));
+                tally_procstat_write(&body);
                 return http_reply(c, 200, "text/plain; version=0.0.4", &body);
         }
         tally_buf_printf(&body, "not found: try /metrics or /healthz\n");
