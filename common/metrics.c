@@ -35,6 +35,15 @@ void tally_metrics_add(tally_metric_kind kind, const char *name,
         nmetrics++;
 }
 
+void tally_metrics_put(tally_buf *out, tally_metric_kind kind,
+                       const char *name, const char *help, double v)
+{
+        const char *type = kind == TALLY_COUNTER ? "counter" : "gauge";
+
+        tally_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n",
+                         name, help, name, type, name, v);
+}
+
 static enum MHD_Result http_reply(struct MHD_Connection *c, unsigned status,
                                   const char *type, tally_buf *body)
 {
@@ -75,18 +84,14 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *c,
                 return http_reply(c, bad ? 503 : 200, "text/plain", &body);
         }
         if (!strcmp(url, "/metrics")) {
-                for (int i = 0; i < nmetrics; i++) {
-                        const metric *m = &metrics[i];
-                        tally_buf_printf(&body, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n",
-                                         m->name, m->help, m->name,
-                                         m->kind == TALLY_COUNTER ? "counter" : "gauge",
-                                         m->name, (long long)atomic_load(m->value));
-                }
-                tally_buf_printf(&body,
-                        "# HELP tally_consumer_position_lost_total partitions whose consumer position was removed by retention\n"
-                        "# TYPE tally_consumer_position_lost_total counter\n"
-                        "tally_consumer_position_lost_total %lld\n",
-                        (long long)atomic_load(&tally_metric_position_lost));
+                for (int i = 0; i < nmetrics; i++)
+                        tally_metrics_put(&body, metrics[i].kind, metrics[i].name,
+                                          metrics[i].help,
+                                          (double)atomic_load(metrics[i].value));
+                tally_metrics_put(&body, TALLY_COUNTER,
+                                  "tally_consumer_position_lost_total",
+                                  "partitions whose consumer position was removed by retention",
+                                  (double)atomic_load(&tally_metric_position_lost));
                 tally_procstat_write(&body);
                 return http_reply(c, 200, "text/plain; version=0.0.4", &body);
         }

@@ -7,6 +7,7 @@
 #pragma once
 #include <stdatomic.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 typedef enum tally_metric_kind { TALLY_COUNTER, TALLY_GAUGE } tally_metric_kind;
@@ -15,6 +16,12 @@ typedef enum tally_metric_kind { TALLY_COUNTER, TALLY_GAUGE } tally_metric_kind;
  * outlive the server. At most 64 metrics. */
 void tally_metrics_add(tally_metric_kind kind, const char *name,
                        const char *help, atomic_llong *value);
+
+/* Appends one sample with its HELP and TYPE lines in the text exposition
+ * format: the registry's, and figures read at scrape time
+ * (common/procstat.c). */
+void tally_metrics_put(tally_buf *out, tally_metric_kind kind,
+                       const char *name, const char *help, double v);
 
 /* Returns NULL when healthy, else a short reason (borrowed). */
 typedef const char *(*tally_health_fn)(void *opaque);

@@ -7,12 +7,7 @@
 #include <gperftools/malloc_extension_c.h>
 #endif
 
-static void put(tally_buf *out, const char *name, const char *type,
-                const char *help, double v)
-{
-        tally_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n",
-                         name, help, name, type, name, v);
-}
+#include "common/metrics.h"
 
 /* "VmRSS:    1234 kB" lines of /proc/self/status, in bytes (kB fields)
  * or as counted (Threads) */
@@ -42,8 +37,8 @@ static void put_status(tally_buf *out)
 
                         if (!strncmp(line, f[i].field, n) &&
                             sscanf(line + n, "%lf", &v) == 1)
-                                put(out, f[i].name, "gauge", f[i].help,
-                                    v * f[i].scale);
+                                tally_metrics_put(out, TALLY_GAUGE, f[i].name,
+                                                  f[i].help, v * f[i].scale);
                 }
         }
         fclose(st);
@@ -71,7 +66,8 @@ static void put_malloc(tally_buf *out)
                 size_t v;
 
                 if (MallocExtension_GetNumericProperty(p[i].prop, &v))
-                        put(out, p[i].name, "gauge", p[i].help, (double)v);
+                        tally_metrics_put(out, TALLY_GAUGE, p[i].name,
+                                          p[i].help, (double)v);
         }
 #else
         (void)out;
@@ -83,10 +79,11 @@ void tally_procstat_write(tally_buf *out)
         struct rusage ru;
 
         if (!getrusage(RUSAGE_SELF, &ru))
-                put(out, "process_cpu_seconds_total", "counter",
-                    "user and system CPU time spent in seconds",
-                    (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-                    ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6);
+                tally_metrics_put(out, TALLY_COUNTER, "process_cpu_seconds_total",
+                                  "user and system CPU time spent in seconds",
+                                  (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                                  ((double)ru.ru_utime.tv_usec +
+                                   (double)ru.ru_stime.tv_usec) / 1e6);
         put_status(out);
         put_malloc(out);
 }
