@@ -23,6 +23,8 @@
 #   chaos_topic_count TOPIC       # messages retained in TOPIC (kcat)
 #   chaos_rerun VAR [ENV=V...]    # stop everything, run the script again
 #                                 # with VAR one higher (callers bound it)
+#   chaos_judge WAIT SETTLE       # the end of a run: rows, settled rows,
+#                                 # live daemons, dead letters (below)
 #   chaos_setup [BROKER ARGS]     # the test's servers: PostgreSQL and the
 #                                 # devbroker, the group timings, W=$PIPE_DIR,
 #                                 # and an EXIT trap that stops everything
@@ -161,6 +163,40 @@ chaos_rerun() {
         rm -rf "$PIPE_DIR"
         exec env -u PIPE_DIR -u TALLY_BROKERS -u TALLY_PG "$var=$n" "$@" \
                 bash "$0"
+}
+
+# chaos_judge WAIT SETTLE: every rollup row equals $W/expected.tsv within
+# WAIT seconds and still does SETTLE seconds later, no daemon died by
+# itself, and the dead letters (deduplicated by origin) equal
+# $W/expected-dlq.tsv. Prints what it found and sets CHAOS_SETTLED (the
+# seconds at which the rows first equalled the expectation); returns 1
+# with the difference printed and the reason on stderr.
+chaos_judge() {
+        local n rows
+        if ! pipeline_wait "$W/expected.tsv" "$1"; then
+                pipeline_diff "$W/expected.tsv" 20
+                chaos_check_alive || true
+                echo "rows differ from the expectation after $1 s" >&2
+                return 1
+        fi
+        CHAOS_SETTLED=$(chaos_now)
+        chaos_log "rows equal the expectation"
+        sleep "$2"
+        n=$(pipeline_compare "$W/expected.tsv")
+        if [ "$n" != 0 ]; then
+                pipeline_diff "$W/expected.tsv" 20
+                echo "$n rows changed after they had settled" >&2
+                return 1
+        fi
+        chaos_check_alive || { echo "a daemon died by itself" >&2; return 1; }
+        rows=$(pg_sql "SELECT (SELECT count(*) FROM tally.rollup_1m) || ' 1m rows, ' || (SELECT count(*) FROM tally.rollup_1h) || ' 1h rows, ' || (SELECT sum(count) FROM tally.rollup_1m) || ' readings counted'")
+        echo "postgresql: $rows, equal to the expectation"
+        dlq_reasons >"$W/dlq.tsv"
+        if ! diff -u "$W/expected-dlq.tsv" "$W/dlq.tsv"; then
+                echo "dead letters differ from the expectation" >&2
+                return 1
+        fi
+        echo "dead letters: $(awk '{n += $2} END {print n}' "$W/dlq.tsv") as expected"
 }
 
 chaos_setup() {
