@@ -53,13 +53,6 @@ static int agg_assign(void *app, rd_kafka_topic_partition_list_t *parts,
         return 0;
 }
 
-static const char *agg_health(void *opaque)
-{
-        agg_ctx *ctx = opaque;
-
-        return atomic_load(&ctx->failed) ? "failed: see the log" : NULL;
-}
-
 static void agg_metrics(agg_ctx *ctx)
 {
         agg_stats *s = &ctx->stats;
@@ -148,7 +141,8 @@ int main(int argc, char **argv)
                 goto out;
         }
         agg_metrics(ctx);
-        if (tally_http_start((int)cfg.common.http_port, agg_health, ctx, &err))
+        if (tally_http_start((int)cfg.common.http_port, tally_health_failed,
+                             &ctx->failed, &err))
                 goto out;
         tally_log_info("started", "clean=%s clean_partitions=%d rollups=%s rollup_partitions=%d threads=%d window_ms=%" PRId64,
                        cfg.common.topic_clean, ctx->clean_partitions,

@@ -99,6 +99,11 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *c,
         return http_reply(c, 404, "text/plain", &body);
 }
 
+const char *tally_health_failed(void *failed_flag)
+{
+        return atomic_load((atomic_int *)failed_flag) ? "failed: see the log" : NULL;
+}
+
 int tally_http_start(int port, tally_health_fn health, void *opaque,
                      tally_err *err)
 {

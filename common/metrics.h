@@ -26,6 +26,10 @@ void tally_metrics_put(tally_buf *out, tally_metric_kind kind,
 /* Returns NULL when healthy, else a short reason (borrowed). */
 typedef const char *(*tally_health_fn)(void *opaque);
 
+/* A tally_health_fn for a daemon whose only unhealthy state is a failed
+ * worker: opaque is its atomic_int flag. */
+const char *tally_health_failed(void *failed_flag);
+
 /* Starts serving on port (all interfaces); port 0 does nothing. Returns 0
  * or -1 (err). */
 int tally_http_start(int port, tally_health_fn health, void *opaque,

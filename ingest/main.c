@@ -73,13 +73,6 @@ static int ingest_assign(void *app, rd_kafka_topic_partition_list_t *parts,
         return 0;
 }
 
-static const char *ingest_health(void *opaque)
-{
-        ingest_ctx *ctx = opaque;
-
-        return atomic_load(&ctx->failed) ? "failed: see the log" : NULL;
-}
-
 static void ingest_metrics(ingest_ctx *ctx)
 {
         ingest_stats *s = &ctx->stats;
@@ -165,7 +158,8 @@ int main(int argc, char **argv)
                 goto out;
         }
         ingest_metrics(ctx);
-        if (tally_http_start((int)cfg.common.http_port, ingest_health, ctx, &err))
+        if (tally_http_start((int)cfg.common.http_port, tally_health_failed,
+                             &ctx->failed, &err))
                 goto out;
         tally_log_info("started", "raw=%s raw_partitions=%d clean=%s clean_partitions=%d threads=%d",
                        cfg.common.topic_raw, ctx->raw_partitions,
