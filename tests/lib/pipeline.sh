@@ -17,6 +17,8 @@
 #   pipeline_wait EXPECT_TSV SECONDS  # waits until no row differs
 #   pipeline_diff EXPECT_TSV          # prints the first differing rows
 #   dlq_reasons                       # "reason count" of tally.dlq, deduplicated
+#   dlq_check EXPECT_TSV              # dlq_reasons equal EXPECT_TSV (tally-gen's
+#                                     # --expect-dlq), else the diff and 1
 #
 # Daemon logs go to $PIPE_DIR/<name>-<n>.log.
 
@@ -220,4 +222,13 @@ dlq_reasons() {
                         }
                         if (!seen[r k]++) n[r]++
                 } END { for (r in n) print r "\t" n[r] }' | sort
+}
+
+dlq_check() {
+        dlq_reasons >"$PIPE_DIR/dlq.tsv"
+        if ! diff -u "$1" "$PIPE_DIR/dlq.tsv"; then
+                echo "dead letters differ from the expectation" >&2
+                return 1
+        fi
+        echo "dead letters: $(awk '{n += $2} END {print n}' "$PIPE_DIR/dlq.tsv") as expected"
 }
