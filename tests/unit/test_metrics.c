@@ -20,17 +20,25 @@
 
 static int port;
 
+static struct sockaddr_in loopback(int p)
+{
+        struct sockaddr_in a;
+
+        memset(&a, 0, sizeof(a));
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)p);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return a;
+}
+
 /* a loopback port nobody listens on right now */
 static int free_port(void)
 {
-        struct sockaddr_in a;
+        struct sockaddr_in a = loopback(0);
         socklen_t n = sizeof(a);
         int fd = socket(AF_INET, SOCK_STREAM, 0), p;
 
         assert_true(fd >= 0);
-        memset(&a, 0, sizeof(a));
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
         assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &n), 0);
         p = ntohs(a.sin_port);
@@ -42,17 +50,13 @@ static int free_port(void)
  * body) into out, NUL-terminated */
 static void get(const char *path, char *out, size_t cap)
 {
-        struct sockaddr_in a;
+        struct sockaddr_in a = loopback(port);
         char req[256];
         size_t len = 0;
         ssize_t r;
         int fd = socket(AF_INET, SOCK_STREAM, 0);
 
         assert_true(fd >= 0);
-        memset(&a, 0, sizeof(a));
-        a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
         snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
         assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
