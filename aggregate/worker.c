@@ -179,7 +179,6 @@ static int worker_handle(agg_worker *w, const rd_kafka_message_t *m,
         agg_pstate *ps;
         uint32_t gen;
         tally_clean_reader rd;
-        tally_reading r;
         tally_err why;
         int rc;
 
@@ -217,11 +216,12 @@ static int worker_handle(agg_worker *w, const rd_kafka_message_t *m,
          * atomic per reading bounced their cache line between the workers */
         long long n[AGG_BAD_ORIGIN + 1] = {0};
 
-        while ((rc = tally_clean_reader_next(&rd, &r, &why)) == 1) {
-                agg_add_result res = agg_part_add(ps->part, &r, m->offset);
+        while ((rc = tally_clean_reader_step(&rd, &why)) == 1) {
+                const tally_reading *r = &rd.prev;
+                agg_add_result res = agg_part_add(ps->part, r, m->offset);
 
                 n[res]++;
-                if (res == AGG_TOO_LATE && worker_too_late(w, &r, err)) {
+                if (res == AGG_TOO_LATE && worker_too_late(w, r, err)) {
                         rc = -2;
                         break;
                 }
@@ -230,7 +230,7 @@ static int worker_handle(agg_worker *w, const rd_kafka_message_t *m,
                         tally_err_set(&why, "malformed_clean",
                                       "origin partition %d offset %" PRId64
                                       " beyond aggregate's limits",
-                                      r.origin.partition, r.origin.offset);
+                                      r->origin.partition, r->origin.offset);
                         break;
                 }
         }

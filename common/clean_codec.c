@@ -307,6 +307,19 @@ int tally_clean_reader_init(tally_clean_reader *rd, const void *buf,
         return 0;
 }
 
+/* 8 bytes little-endian, one load (a byte loop was a fifth of the
+ * reader's time) */
+static inline uint64_t load_le64(const unsigned char *q)
+{
+        uint64_t v;
+
+        memcpy(&v, q, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        v = __builtin_bswap64(v);
+#endif
+        return v;
+}
+
 static int clean_time_ok(int64_t t)
 {
         return t >= -TALLY_CLEAN_TIME_LIMIT && t <= TALLY_CLEAN_TIME_LIMIT;
@@ -340,8 +353,7 @@ static int metric_get_v2(tally_clean_reader *rd, unsigned flags,
         return 0;
 }
 
-int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
-                            tally_err *err)
+int tally_clean_reader_step(tally_clean_reader *rd, tally_err *err)
 {
         tally_reading *p = &rd->prev;
         const unsigned char *q = rd->p, *end = rd->end;
@@ -382,11 +394,10 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
                                         rd->prev_metric == prev_metric ? 4 : 0);
         }
         p->repeat = (uint8_t)repeat;
+        p->metric_slot = (uint8_t)(rd->prev_metric + 1);
         if (sv_get(&q, end, &d_ts) || end - q < 8)
                 goto corrupt;
-        bits = 0;
-        for (int i = 0; i < 8; i++)
-                bits |= (uint64_t)q[i] << (8 * i);
+        bits = load_le64(q);
         q += 8;
         memcpy(&p->value, &bits, 8);
         if (!v1 && (flags & 8)) {
@@ -408,7 +419,6 @@ int tally_clean_reader_next(tally_clean_reader *rd, tally_reading *r,
                 goto corrupt;
         rd->p = q;
         rd->remaining--;
-        *r = *p;
         return 1;
 corrupt:
         return tally_err_set(err, "malformed_clean",

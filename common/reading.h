@@ -24,6 +24,10 @@ typedef struct tally_reading {
          * bit 0 site, bit 1 device, bit 2 metric are byte for byte the
          * previous reading's of the same record */
         uint8_t repeat;
+        /* set by the clean reader, 0 elsewhere: 1 + the slot of the
+         * metric in its record's table (every reading of one record with
+         * the same slot has the same metric), 0 for none */
+        uint8_t metric_slot;
         int64_t ts_ms;          /* event time, epoch milliseconds UTC */
         double value;           /* finite */
         tally_pos origin;

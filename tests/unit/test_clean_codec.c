@@ -697,18 +697,21 @@ static void test_bad_progress(void **state)
 
 /* ---- version 2: metric table and same-message origins ---- */
 
-/* Reads a record and returns the repeat bits of each reading in rep. */
+/* Reads a record and returns the repeat bits of each reading in rep, and
+ * its metric_slot in slot unless NULL. */
 static void read_repeats(const unsigned char *b, size_t len, uint8_t *rep,
-                         size_t n)
+                         uint8_t *slot, size_t n)
 {
         tally_clean_reader rd;
-        tally_reading r;
+        tally_reading r = {0};
         tally_err err;
 
         assert_int_equal(tally_clean_reader_init(&rd, b, len, &err), 0);
         for (size_t i = 0; i < n; i++) {
                 assert_int_equal(tally_clean_reader_next(&rd, &r, &err), 1);
                 rep[i] = r.repeat;
+                if (slot)
+                        slot[i] = r.metric_slot;
         }
         assert_int_equal(tally_clean_reader_next(&rd, &r, &err), 0);
 }
@@ -720,7 +723,7 @@ static void test_v2_reports(void **state)
         static const char *const met[4] = {"temperature_c", "humidity_pct",
                                            "power_w", "door_open"};
         tally_reading rs[12];
-        uint8_t rep[12];
+        uint8_t rep[12], slot[12];
         size_t len;
         unsigned char *b;
 
@@ -748,11 +751,14 @@ static void test_v2_reports(void **state)
         round_trip(rs, 12);
         /* repeat: site and device as flagged, metric only when the slot
          * is the previous reading's (never here) */
-        read_repeats(b, len, rep, 12);
+        read_repeats(b, len, rep, slot, 12);
         assert_int_equal(rep[0], 0);
         assert_int_equal(rep[1], 3);
         assert_int_equal(rep[4], 1);
         assert_int_equal(rep[5], 3);
+        /* each reading names its metric's slot in the table, + 1 */
+        for (int i = 0; i < 12; i++)
+                assert_int_equal(slot[i], 1 + i % 4);
         free(b);
 }
 
@@ -772,14 +778,25 @@ static void test_v2_metric_table_full(void **state)
                         rs[n++] = mk("s", "d", names[k == 1 ? TALLY_CLEAN_METRICS + 3 - i : i],
                                      k, i, 0, k, i, 0);
         round_trip(rs, n);
+        /* a metric left out of the table has no slot */
+        uint8_t rep[3 * (TALLY_CLEAN_METRICS + 4)], slot[3 * (TALLY_CLEAN_METRICS + 4)];
+        b = encode(rs, n, &len);
+        read_repeats(b, len, rep, slot, n);
+        for (size_t i = 0; i < n; i++) {
+                /* the table holds m0 .. m15 in their slots 0 .. 15 */
+                size_t k = i / (TALLY_CLEAN_METRICS + 4), j = i % (TALLY_CLEAN_METRICS + 4);
+                size_t m = k == 1 ? TALLY_CLEAN_METRICS + 3 - j : j;
+
+                assert_int_equal(slot[i], m < TALLY_CLEAN_METRICS ? m + 1 : 0);
+        }
+        free(b);
         /* the same metric twice in a row: repeat bit 2, in and out of the table */
         const tally_reading twice[] = {
                 mk("s", "d", "a", 0, 1, 0, 0, 0, 0),
                 mk("s", "d", "a", 0, 2, 0, 0, 1, 0),
         };
-        uint8_t rep[2];
         b = encode(twice, 2, &len);
-        read_repeats(b, len, rep, 2);
+        read_repeats(b, len, rep, NULL, 2);
         assert_int_equal(rep[1], 7);
         free(b);
 }
