@@ -296,7 +296,8 @@ agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
         dt = (uint32_t)(r->ts_ms - start);
         s = part_slot(pt, start);
         w = slot_win(pt, s, agg_series_intern_next(pt->series, r,
-                                                   chained ? r->repeat : 0),
+                                                   chained ? r->repeat : 0,
+                                                   clean_offset),
                      &idx);
         pt->chained = 1;
         if (!w->count) {

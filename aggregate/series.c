@@ -12,20 +12,25 @@ _Static_assert(TALLY_NAME_MAX <= 255, "a name's length must fit its length byte"
 
 /* A device: (site, device) of one or more series. Readings of one
  * report come one after another, so the device of the last reading is
- * checked first (two short name compares instead of hashing them), and a
- * series is then found by integers, (device, metric name reference):
- * along the device's chain of series (created together, so mostly in one
- * cache line), or through the index for a device with many series. */
+ * checked first, then the device whose report followed that device's
+ * last time (devices report in much the same order every interval): two
+ * short name compares each instead of hashing the names. A series is then
+ * found by integers, (device, metric name reference): the one created
+ * after the last reading's (a report lists its metrics in the same order
+ * every time), else along the device's chain of series (created
+ * together, so mostly in one cache line), else through the index for a
+ * device with many series. */
 typedef struct device_rec {
         uint32_t site, device;          /* name references */
         uint32_t hash;
-        uint32_t first;                 /* its newest series + 1, 0 = none */
+        uint32_t first;                 /* its oldest series + 1, 0 = none */
+        uint32_t succ;                  /* the device that came next + 1 */
 } device_rec;
 
 typedef struct series_rec {
         uint32_t dev;                   /* device_rec index */
         uint32_t metric;                /* name reference */
-        uint32_t next;                  /* the device's previous series + 1 */
+        uint32_t next;                  /* the device's next series + 1 */
         uint32_t user;                  /* agg_series_user */
 } series_rec;
 
@@ -45,9 +50,14 @@ struct agg_series_table {
         uint32_t *dindex;       /* open addressing: device + 1, 0 = empty */
         uint32_t dmask;
         uint32_t last_dev;      /* device of the last reading, if ndevs */
+        uint32_t last_series;   /* series of the last reading + 1, 0 = none */
         uint32_t last_metric;   /* and its metric name reference */
         uint32_t recent[RECENT_METRICS];        /* name references */
         uint32_t nrecent, recent_next;
+        /* the metrics of one record's table slots (metric_slot - 1) */
+        int64_t slot_record;
+        uint32_t slot_known;            /* bit per slot */
+        uint32_t slot_ref[16];
         /* the names: [len][bytes], deduplicated */
         char **blocks;
         uint32_t nblocks, block_used;
@@ -98,16 +108,33 @@ static inline const unsigned char *name_at(const agg_series_table *t, uint32_t r
                (ref & (NAME_BLOCK - 1));
 }
 
-/* memcmp without the call: names are short */
+/* memcmp without the call: names are short. Words that overlap at the
+ * end instead of a loop over the last bytes, whose trip count the branch
+ * predictor missed for names of mixed lengths. */
 static inline int bytes_eq(const unsigned char *a, const char *b, size_t n)
 {
         uint64_t x, y;
+        uint32_t u, v;
 
-        for (; n >= 8; n -= 8, a += 8, b += 8) {
-                memcpy(&x, a, 8);
-                memcpy(&y, b, 8);
-                if (x != y)
+        if (n >= 8) {
+                for (; n > 8; n -= 8, a += 8, b += 8) {
+                        memcpy(&x, a, 8);
+                        memcpy(&y, b, 8);
+                        if (x != y)
+                                return 0;
+                }
+                memcpy(&x, a + n - 8, 8);
+                memcpy(&y, b + n - 8, 8);
+                return x == y;
+        }
+        if (n >= 4) {
+                memcpy(&u, a, 4);
+                memcpy(&v, b, 4);
+                if (u != v)
                         return 0;
+                memcpy(&u, a + n - 4, 4);
+                memcpy(&v, b + n - 4, 4);
+                return u == v;
         }
         for (; n; n--)
                 if (*a++ != (unsigned char)*b++)
@@ -253,6 +280,7 @@ static uint32_t device_find(agg_series_table *t, const tally_reading *r)
         d->device = name_intern(t, r->device, r->device_len, hd);
         d->hash = hash;
         d->first = 0;
+        d->succ = 0;
         t->dindex[h] = ++t->ndevs;
         if (over_load(t->ndevs, t->dmask))
                 devices_grow(t);
@@ -294,21 +322,75 @@ static void series_grow(agg_series_table *t)
         t->mask = mask;
 }
 
-static inline uint32_t intern(agg_series_table *t, const tally_reading *r,
-                              unsigned repeat)
+/* The metric of a reading of record (slot: its metric_slot - 1). */
+static inline uint32_t slot_metric(agg_series_table *t, const tally_reading *r,
+                                   unsigned slot, int64_t record)
 {
-        uint32_t dev, metric, h, e;
+        if (record != t->slot_record) {
+                t->slot_record = record;
+                t->slot_known = 0;
+        }
+        if (!(t->slot_known & 1u << slot)) {
+                t->slot_ref[slot] = metric_find(t, r);
+                t->slot_known |= 1u << slot;
+        }
+        return t->slot_ref[slot];
+}
+
+static inline int device_is(const agg_series_table *t, uint32_t dev,
+                            const tally_reading *r)
+{
+        return name_eq(t, t->devs[dev].device, r->device, r->device_len) &&
+               name_eq(t, t->devs[dev].site, r->site, r->site_len);
+}
+
+/* The device of r: the last reading's, the one that followed it before,
+ * or found (and interned) by its names. */
+static inline uint32_t device_of(agg_series_table *t, const tally_reading *r,
+                                 unsigned repeat)
+{
+        uint32_t prev = t->last_dev, succ, dev;
+
+        if ((repeat & 3) == 3 || (t->ndevs && device_is(t, prev, r)))
+                return prev;
+        if (!t->ndevs)
+                return t->last_dev = device_find(t, r);
+        succ = t->devs[prev].succ;
+        if (succ && device_is(t, succ - 1, r))
+                return t->last_dev = succ - 1;
+        dev = t->last_dev = device_find(t, r);
+        t->devs[prev].succ = dev + 1;
+        return dev;
+}
+
+/* Links series id, new, at the end of its device's chain when that is
+ * short (the order of creation is the order of a report's metrics), else
+ * at its head. */
+static void chain_link(agg_series_table *t, uint32_t dev, uint32_t id)
+{
+        uint32_t *at = &t->devs[dev].first;
+        int steps = 0;
+
+        while (*at && steps++ < CHAIN_WALK)
+                at = &t->recs[*at - 1].next;
+        if (*at)
+                at = &t->devs[dev].first;
+        t->recs[id].next = *at;
+        *at = id + 1;
+}
+
+static inline uint32_t series_of(agg_series_table *t, uint32_t dev, uint32_t metric)
+{
+        uint32_t h, e;
         int steps = 0;
         series_rec *s;
 
-        if ((repeat & 3) == 3 ||
-            (t->ndevs &&
-             name_eq(t, t->devs[t->last_dev].device, r->device, r->device_len) &&
-             name_eq(t, t->devs[t->last_dev].site, r->site, r->site_len)))
-                dev = t->last_dev;
-        else
-                dev = t->last_dev = device_find(t, r);
-        metric = t->last_metric = repeat & 4 ? t->last_metric : metric_find(t, r);
+        /* the next metric of the report whose last reading was dev's */
+        if (t->last_series) {
+                s = &t->recs[t->last_series - 1];
+                if (s->dev == dev && (e = s->next) && t->recs[e - 1].metric == metric)
+                        return e - 1;
+        }
         for (e = t->devs[dev].first; e; e = t->recs[e - 1].next) {
                 if (t->recs[e - 1].metric == metric)
                         return e - 1;
@@ -329,24 +411,40 @@ static inline uint32_t intern(agg_series_table *t, const tally_reading *r,
         s = &t->recs[t->n];
         s->dev = dev;
         s->metric = metric;
-        s->next = t->devs[dev].first;
         s->user = UINT32_MAX;
+        chain_link(t, dev, t->n);
         t->index[h] = ++t->n;
-        t->devs[dev].first = t->n;
         if (over_load(t->n, t->mask))
                 series_grow(t);
         return t->n - 1;
 }
 
+static inline uint32_t intern(agg_series_table *t, const tally_reading *r,
+                              unsigned repeat, int64_t record)
+{
+        uint32_t dev = device_of(t, r, repeat), metric, id;
+
+        if (repeat & 4)
+                metric = t->last_metric;
+        else if (r->metric_slot && r->metric_slot <= 16)
+                metric = t->last_metric = slot_metric(t, r, r->metric_slot - 1u, record);
+        else
+                metric = t->last_metric = metric_find(t, r);
+        id = series_of(t, dev, metric);
+        t->last_series = id + 1;
+        return id;
+}
+
 uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r)
 {
-        return intern(t, r, 0);
+        t->slot_known = 0;
+        return intern(t, r, 0, 0);
 }
 
 uint32_t agg_series_intern_next(agg_series_table *t, const tally_reading *r,
-                                unsigned repeat)
+                                unsigned repeat, int64_t record)
 {
-        return intern(t, r, t->n ? repeat : 0);
+        return intern(t, r, t->n ? repeat : 0, record);
 }
 
 void agg_series_get(const agg_series_table *t, uint32_t id, agg_series *out)

@@ -28,9 +28,12 @@ void agg_series_table_free(agg_series_table *t);
 uint32_t agg_series_intern(agg_series_table *t, const tally_reading *r);
 /* The same for the reading right after the one the last call interned:
  * the names that repeat (tally_reading.repeat bits) says are that
- * reading's are taken from it without comparing them again. */
+ * reading's are taken from it without comparing them again, and a metric
+ * of the same record (any number that no other record has, such as its
+ * clean offset) and table slot (tally_reading.metric_slot) as one before
+ * is taken from that one. */
 uint32_t agg_series_intern_next(agg_series_table *t, const tally_reading *r,
-                                unsigned repeat);
+                                unsigned repeat, int64_t record);
 void agg_series_get(const agg_series_table *t, uint32_t id, agg_series *out);
 uint32_t agg_series_count(const agg_series_table *t);
 /* A word kept with the series for its owner (agg_part: a guess of the

@@ -1229,6 +1229,103 @@ static const emitted *find_emitted(const sink *k, const char *device,
         return NULL;
 }
 
+/* The series table guesses a reading's series from the last one (the
+ * device that came next before, the metric created next, the metric of
+ * the same table slot of the same record); every guess is checked.
+ * Records whose device order, metric order (so their metric tables) and
+ * metrics per report differ from one to the next must still give every
+ * reading the series of its own names, and one id per series. */
+static void test_series_guesses(void **state)
+{
+        enum { DEVS = 6, METRICS = 4, RECORDS = 8 };
+        static const char *const metrics[METRICS] = {"temperature_c",
+                                                     "humidity_pct", "power_w",
+                                                     "door_open"};
+        char devs[DEVS][16], key[64];
+        char keys[DEVS * METRICS][64];
+        uint32_t ids[DEVS * METRICS];
+        size_t nkeys = 0, nread = 0;
+        agg_series_table *t = agg_series_table_new();
+        tally_clean_writer cw;
+        unsigned seed = 11;
+
+        (void)state;
+        memset(&cw, 0, sizeof(cw));
+        for (int d = 0; d < DEVS; d++)
+                snprintf(devs[d], sizeof(devs[d]), "dev-%d", d * 37);
+        for (int rec = 0; rec < RECORDS; rec++) {
+                tally_clean_reader cr;
+                tally_err err;
+                const unsigned char *buf;
+                size_t len;
+                int order[DEVS], mshift = rec % METRICS;
+
+                for (int d = 0; d < DEVS; d++)
+                        order[d] = d;
+                /* the same order twice, then a shuffle */
+                if (rec % 3 == 2)
+                        for (int d = DEVS - 1; d > 0; d--) {
+                                int j, x;
+
+                                seed = seed * 1103515245u + 12345u;
+                                j = (int)((seed >> 16) % (unsigned)(d + 1));
+                                x = order[d];
+                                order[d] = order[j];
+                                order[j] = x;
+                        }
+                tally_clean_writer_reset(&cw);
+                for (int i = 0; i < DEVS; i++)
+                        for (int k = 0; k < METRICS; k++) {
+                                tally_reading r = rd(devs[order[i]], W + i, 1,
+                                                     0, 100 + i, k, INT64_MIN);
+                                /* rotated per record; device 0 skips one */
+                                int m = (k + mshift) % METRICS;
+
+                                if (order[i] == 0 && k == 1)
+                                        continue;
+                                r.site = order[i] % 2 ? "DAL-07" : "DAL-070";
+                                r.site_len = (uint16_t)strlen(r.site);
+                                r.metric = metrics[m];
+                                r.metric_len = (uint16_t)strlen(metrics[m]);
+                                tally_clean_writer_add(&cw, &r);
+                        }
+                buf = tally_clean_writer_finish(&cw, &len);
+                assert_int_equal(tally_clean_reader_init(&cr, buf, len, &err), 0);
+                while (tally_clean_reader_step(&cr, &err) == 1) {
+                        const tally_reading *r = &cr.prev;
+                        uint32_t id = agg_series_intern_next(t, r, r->repeat, rec);
+                        agg_series v;
+                        size_t j;
+
+                        agg_series_get(t, id, &v);
+                        assert_int_equal(v.site_len, r->site_len);
+                        assert_memory_equal(v.site, r->site, r->site_len);
+                        assert_int_equal(v.device_len, r->device_len);
+                        assert_memory_equal(v.device, r->device, r->device_len);
+                        assert_int_equal(v.metric_len, r->metric_len);
+                        assert_memory_equal(v.metric, r->metric, r->metric_len);
+                        snprintf(key, sizeof(key), "%.*s/%.*s/%.*s",
+                                 r->site_len, r->site, r->device_len, r->device,
+                                 r->metric_len, r->metric);
+                        for (j = 0; j < nkeys && strcmp(keys[j], key); j++)
+                                ;
+                        if (j == nkeys) {
+                                assert_true(nkeys < DEVS * METRICS);
+                                strcpy(keys[nkeys], key);
+                                ids[nkeys++] = id;
+                        }
+                        assert_int_equal(id, ids[j]);
+                        nread++;
+                }
+        }
+        assert_int_equal(nread, RECORDS * (DEVS * METRICS - 1));
+        /* device 0 skips a different metric as the rotation moves */
+        assert_int_equal(nkeys, DEVS * METRICS);
+        assert_int_equal(agg_series_count(t), DEVS * METRICS);
+        agg_series_table_free(t);
+        tally_clean_writer_free(&cw);
+}
+
 /* The clean reader marks names equal to the previous reading's, and the
  * part then takes them from the previous reading interned. A reading that
  * returns early (too late, final) is not interned, so the next one must
@@ -1303,6 +1400,7 @@ int main(void)
                 cmocka_unit_test(test_packed_limits),
                 cmocka_unit_test(test_many_series),
                 cmocka_unit_test(test_series_lookups),
+                cmocka_unit_test(test_series_guesses),
                 cmocka_unit_test(test_bench_shape_memory),
                 cmocka_unit_test(test_order_independence),
                 cmocka_unit_test(test_repeated_names_chain),
