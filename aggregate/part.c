@@ -85,6 +85,7 @@ struct agg_part {
         int64_t final_below;
         uint64_t open;
         int64_t last_start;     /* window start of the last reading added */
+        int last_slot;          /* its slot's index, a guess (checked) */
         int chained;            /* the last reading added was interned */
 };
 
@@ -125,11 +126,17 @@ void agg_part_free(agg_part *pt)
 
 static agg_slot *part_slot(agg_part *pt, int64_t start)
 {
-        int i;
+        int i = pt->last_slot;
+
+        if (i < pt->nslots && pt->slots[i].start == start)
+                return &pt->slots[i];
+        pt->last_slot = 0;      /* found below, or inserted (indexes move) */
 
         for (i = pt->nslots - 1; i >= 0; i--) {
-                if (pt->slots[i].start == start)
+                if (pt->slots[i].start == start) {
+                        pt->last_slot = i;
                         return &pt->slots[i];
+                }
                 if (pt->slots[i].start < start)
                         break;
         }
@@ -285,8 +292,11 @@ agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
             r->origin.partition > AGG_ORIGIN_PARTITION_MAX ||
             r->origin.offset < 0 || r->origin.offset >= AGG_ORIGIN_OFFSET_LIMIT)
                 return AGG_BAD_ORIGIN;
-        agg_part_progress(pt, pt->raw_partitions, r->origin.partition,
-                          r->progress_ms);
+        /* most readings repeat their origin's progress: no call */
+        if (r->origin.partition < pt->raw_partitions &&
+            r->progress_ms > pt->progress[r->origin.partition])
+                agg_part_progress(pt, pt->raw_partitions, r->origin.partition,
+                                  r->progress_ms);
         if (r->progress_ms != INT64_MIN &&
             r->progress_ms > end + pt->p.disorder_ms + pt->p.lateness_ms)
                 return AGG_TOO_LATE;
