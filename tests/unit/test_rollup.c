@@ -195,6 +195,39 @@ static void test_encode_shape(void **state)
         tally_buf_free(&b);
 }
 
+/* Names with characters JSON must escape, negative integers, a record
+ * appended after other bytes, and the start time of each record (the
+ * encoder keeps the last one's text) even when starts alternate. */
+static void test_encode_escapes_and_starts(void **state)
+{
+        tally_rollup r = sample();
+        tally_buf b = TALLY_BUF_INIT;
+        const char *p;
+
+        (void)state;
+        strcpy(r.site, "a\"b\\c\x01\x1f\x7f");
+        r.first.pos.offset = 0;
+        r.count = r.version = INT64_MIN;
+        tally_buf_append(&b, "[", 1);
+        tally_rollup_encode(&r, &b);
+        tally_buf_putc(&b, 0);
+        p = (const char *)b.data;
+        assert_non_null(strstr(p, "[{\"v\":1,\"site\":\"a\\\"b\\\\c\\u0001\\u001f\x7f\","));
+        assert_non_null(strstr(p, "\"count\":-9223372036854775808,"));
+        assert_non_null(strstr(p, "\"origin\":[3,0,0]"));
+        for (int i = 0; i < 4; i++) {
+                r = sample();
+                r.start_ms = i % 2 ? -60000 : INT64_C(1795515300000);
+                tally_buf_reset(&b);
+                tally_rollup_encode(&r, &b);
+                tally_buf_putc(&b, 0);
+                assert_non_null(strstr((const char *)b.data,
+                                       i % 2 ? "\"start\":\"1969-12-31T23:59:00.000Z\""
+                                             : "\"start\":\"2026-11-24T10:15:00.000Z\""));
+        }
+        tally_buf_free(&b);
+}
+
 /* A valid record as text, for the error table below. */
 #define HEAD "{\"v\":1,\"site\":\"S\",\"device\":\"D\",\"metric\":\"M\","
 #define WIN "\"window_ms\":60000,\"start_ms\":120000,"
@@ -367,6 +400,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_encode_shape),
+                cmocka_unit_test(test_encode_escapes_and_starts),
                 cmocka_unit_test(test_f64_round_trip),
                 cmocka_unit_test(test_bad),
                 cmocka_unit_test(test_valid_text),
