@@ -357,14 +357,16 @@ int tally_clean_reader_step(tally_clean_reader *rd, tally_err *err)
 {
         tally_reading *p = &rd->prev;
         const unsigned char *q = rd->p, *end = rd->end;
-        int64_t d_ts, d_off = 0, d_prog = 0;
+        int64_t d_ts, d_off, d_prog;
         uint64_t bits;
         unsigned flags, repeat;
         int first, v1 = rd->version == TALLY_CLEAN_VERSION_1;
         int prev_metric = rd->prev_metric;
 
         if (rd->kind != TALLY_CLEAN_READINGS)
-                return tally_err_set(err, "malformed_clean", "not a readings record");
+                return tally_err_set(err, "malformed_clean", "%s",
+                                     rd->kind ? "not a readings record" :
+                                                "record already found corrupt");
         if (!rd->remaining) {
                 if (rd->p != rd->end)
                         return tally_err_set(err, "malformed_clean",
@@ -400,27 +402,33 @@ int tally_clean_reader_step(tally_clean_reader *rd, tally_err *err)
         bits = load_le64(q);
         q += 8;
         memcpy(&p->value, &bits, 8);
+        /* unsigned arithmetic: corrupt deltas must not be UB */
         if (!v1 && (flags & 8)) {
+                /* the same raw message: offset and progress as checked
+                 * for the previous reading */
                 if (p->origin.index == INT32_MAX)
                         goto corrupt;
                 p->origin.index++;
-        } else if (u31_get(&q, end, &p->origin.partition) ||
-                   sv_get(&q, end, &d_off) ||
-                   u31_get(&q, end, &p->origin.index) || sv_get(&q, end, &d_prog)) {
-                goto corrupt;
+        } else {
+                if (u31_get(&q, end, &p->origin.partition) ||
+                    sv_get(&q, end, &d_off) ||
+                    u31_get(&q, end, &p->origin.index) || sv_get(&q, end, &d_prog))
+                        goto corrupt;
+                p->origin.offset = (int64_t)((uint64_t)p->origin.offset + (uint64_t)d_off);
+                p->progress_ms = (int64_t)((uint64_t)p->progress_ms + (uint64_t)d_prog);
+                if (p->origin.offset < 0 ||
+                    (p->progress_ms != INT64_MIN && !clean_time_ok(p->progress_ms)))
+                        goto corrupt;
         }
-        /* unsigned arithmetic: corrupt deltas must not be UB */
         p->ts_ms = (int64_t)((uint64_t)p->ts_ms + (uint64_t)d_ts);
-        p->origin.offset = (int64_t)((uint64_t)p->origin.offset + (uint64_t)d_off);
-        p->progress_ms = (int64_t)((uint64_t)p->progress_ms + (uint64_t)d_prog);
-        if (!isfinite(p->value) || p->origin.offset < 0 ||
-            !clean_time_ok(p->ts_ms) ||
-            (p->progress_ms != INT64_MIN && !clean_time_ok(p->progress_ms)))
+        if (!isfinite(p->value) || !clean_time_ok(p->ts_ms))
                 goto corrupt;
         rd->p = q;
         rd->remaining--;
         return 1;
 corrupt:
+        /* the state may hold what failed: every further call fails */
+        rd->kind = 0;
         return tally_err_set(err, "malformed_clean",
                              "corrupt reading %u from the end, %zu bytes before the end",
                              rd->remaining, (size_t)(rd->end - q));

@@ -80,8 +80,9 @@ typedef struct tally_clean_reader {
 int tally_clean_reader_init(tally_clean_reader *rd, const void *buf,
                             size_t len, tally_err *err);
 /* Next reading of a READINGS record, decoded in place: 1 = got one, in
- * rd->prev until the next call, 0 = end, -1 = corrupt. (Handing it out
- * in place saves a copy per reading on aggregate's hot path.) */
+ * rd->prev until the next call, 0 = end, -1 = corrupt (and so is every
+ * call after it). (Handing it out in place saves a copy per reading on
+ * aggregate's hot path.) */
 int tally_clean_reader_step(tally_clean_reader *rd, tally_err *err);
 
 /* The same, copied into *r. */
