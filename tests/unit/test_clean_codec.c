@@ -892,6 +892,24 @@ static void test_v2_bad(void **state)
         first_reading(&b, 2, 2, INT32_MAX);
         short_reading(&b, 1 | 2 | 4 | 8);
         expect_reject(b.data, b.len, "v2 index past INT32_MAX");
+        /* a reading whose offset went negative fails, and so does every
+         * call after it: the next reading, of the same message, would
+         * otherwise carry that offset unchecked */
+        {
+                tally_clean_reader rd;
+                tally_reading r;
+                tally_err err;
+
+                first_reading(&b, 2, 3, 0);
+                tally_buf_putc(&b, 1 | 2 | 4);
+                put_tail(&b, 0, 2.0, 0, -1, 1, 0);
+                short_reading(&b, 1 | 2 | 4 | 8);
+                assert_int_equal(tally_clean_reader_init(&rd, b.data, b.len, &err), 0);
+                assert_int_equal(tally_clean_reader_next(&rd, &r, &err), 1);
+                assert_int_equal(tally_clean_reader_next(&rd, &r, &err), -1);
+                assert_int_equal(tally_clean_reader_next(&rd, &r, &err), -1);
+                assert_non_null(strstr(err.msg, "already found corrupt"));
+        }
         /* version 1 has no bit 3 */
         first_reading(&b, 1, 2, 0);
         short_reading(&b, 1 | 2 | 4 | 8);
