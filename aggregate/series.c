@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clean_codec.h"
+
 _Static_assert(TALLY_NAME_MAX <= 255, "a name's length must fit its length byte");
+_Static_assert(TALLY_CLEAN_METRICS <= 32, "a record's slots must fit slot_known");
 
 /* A name reference: block number << NAME_BLOCK_BITS | offset in block. */
 #define NAME_BLOCK_BITS 16
@@ -57,7 +60,7 @@ struct agg_series_table {
         /* the metrics of one record's table slots (metric_slot - 1) */
         int64_t slot_record;
         uint32_t slot_known;            /* bit per slot */
-        uint32_t slot_ref[16];
+        uint32_t slot_ref[TALLY_CLEAN_METRICS];
         /* the names: [len][bytes], deduplicated */
         char **blocks;
         uint32_t nblocks, block_used;
@@ -426,7 +429,7 @@ static inline uint32_t intern(agg_series_table *t, const tally_reading *r,
 
         if (repeat & 4)
                 metric = t->last_metric;
-        else if (r->metric_slot && r->metric_slot <= 16)
+        else if (r->metric_slot && r->metric_slot <= TALLY_CLEAN_METRICS)
                 metric = t->last_metric = slot_metric(t, r, r->metric_slot - 1u, record);
         else
                 metric = t->last_metric = metric_find(t, r);
