@@ -331,10 +331,10 @@ agg_add_result agg_part_add(agg_part *pt, const tally_reading *r,
                         *seen = r->origin;
                 }
                 w->sum += r->value;
-                if (r->value < w->min)
-                        w->min = r->value;
-                if (r->value > w->max)
-                        w->max = r->value;
+                /* selects, not branches (values are finite): the
+                 * predictor missed ~5 % of each */
+                w->min = r->value < w->min ? r->value : w->min;
+                w->max = r->value > w->max ? r->value : w->max;
                 if (dt < w->first_dt ||
                     (dt == w->first_dt && po_less(po, index, w->first_po, w->first_idx))) {
                         w->first_dt = dt;
