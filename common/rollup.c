@@ -31,6 +31,10 @@
 
 /* a string literal, without its terminating NUL */
 #define PUT_LIT(o, s) (memcpy((o), (s), sizeof(s) - 1), (o) + sizeof(s) - 1)
+/* a key (a literal with its separator and colon) and its value */
+#define PUT_I64_FIELD(o, key, v) put_i64(PUT_LIT(o, key), (v))
+#define PUT_F64_FIELD(o, key, v) put_f64(PUT_LIT(o, key), (v))
+#define PUT_STR_FIELD(o, key, v) put_str(PUT_LIT(o, key), (v))
 
 static const char digit_pairs[] =
         "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
@@ -148,12 +152,9 @@ static char *put_f64(char *o, double v)
 
 static char *put_edge(char *o, const tally_rollup_edge *e)
 {
-        o = PUT_LIT(o, "\":{\"ts_ms\":");
-        o = put_i64(o, e->ts_ms);
-        o = PUT_LIT(o, ",\"value\":");
-        o = put_f64(o, e->value);
-        o = PUT_LIT(o, ",\"origin\":[");
-        o = put_i64(o, e->pos.partition);
+        o = PUT_I64_FIELD(o, "\":{\"ts_ms\":", e->ts_ms);
+        o = PUT_F64_FIELD(o, ",\"value\":", e->value);
+        o = PUT_I64_FIELD(o, ",\"origin\":[", e->pos.partition);
         *o++ = ',';
         o = put_i64(o, e->pos.offset);
         *o++ = ',';
@@ -179,35 +180,24 @@ void tally_rollup_encode(const tally_rollup *r, tally_buf *out)
         }
         tally_buf_reserve(out, ENCODED_MAX);
         o = (char *)out->data + out->len;
-        o = PUT_LIT(o, "{\"v\":");
-        o = put_i64(o, ROLLUP_VERSION);
-        o = PUT_LIT(o, ",\"site\":");
-        o = put_str(o, r->site);
-        o = PUT_LIT(o, ",\"device\":");
-        o = put_str(o, r->device);
-        o = PUT_LIT(o, ",\"metric\":");
-        o = put_str(o, r->metric);
-        o = PUT_LIT(o, ",\"window_ms\":");
-        o = put_i64(o, r->window_ms);
+        o = PUT_I64_FIELD(o, "{\"v\":", ROLLUP_VERSION);
+        o = PUT_STR_FIELD(o, ",\"site\":", r->site);
+        o = PUT_STR_FIELD(o, ",\"device\":", r->device);
+        o = PUT_STR_FIELD(o, ",\"metric\":", r->metric);
+        o = PUT_I64_FIELD(o, ",\"window_ms\":", r->window_ms);
         o = PUT_LIT(o, ",\"start\":\"");
         memcpy(o, start_text.text, start_text.len);
         o += start_text.len;
-        o = PUT_LIT(o, "\",\"start_ms\":");
-        o = put_i64(o, r->start_ms);
-        o = PUT_LIT(o, ",\"count\":");
-        o = put_i64(o, r->count);
-        o = PUT_LIT(o, ",\"sum\":");
-        o = put_f64(o, r->sum);
-        o = PUT_LIT(o, ",\"min\":");
-        o = put_f64(o, r->min);
-        o = PUT_LIT(o, ",\"max\":");
-        o = put_f64(o, r->max);
+        o = PUT_I64_FIELD(o, "\",\"start_ms\":", r->start_ms);
+        o = PUT_I64_FIELD(o, ",\"count\":", r->count);
+        o = PUT_F64_FIELD(o, ",\"sum\":", r->sum);
+        o = PUT_F64_FIELD(o, ",\"min\":", r->min);
+        o = PUT_F64_FIELD(o, ",\"max\":", r->max);
         o = PUT_LIT(o, ",\"first");
         o = put_edge(o, &r->first);
         o = PUT_LIT(o, ",\"last");
         o = put_edge(o, &r->last);
-        o = PUT_LIT(o, ",\"version\":");
-        o = put_i64(o, r->version);
+        o = PUT_I64_FIELD(o, ",\"version\":", r->version);
         *o++ = '}';
         out->len = (size_t)((unsigned char *)o - out->data);
 }
