@@ -25,7 +25,7 @@ static const tally_opt store_opts[] = {
         {"group", TALLY_OPT_STR, "tally-store", offsetof(store_cfg, group),
          "consumer group id", 0, 0, 0},
         {"batch-max", TALLY_OPT_INT, "100000", offsetof(store_cfg, batch_max),
-         "rollups per transaction and worker (bounds memory)", 1, 1000000, 0},
+         "rollups per transaction and worker; each worker's batch memory, about 0.6 KB a rollup, is allocated and touched at start", 1, 1000000, 0},
         {"batch-ms", TALLY_OPT_DURATION, "200ms", offsetof(store_cfg, batch_ms),
          "a batch is written this long after its first rollup, or up to 4 x later while more keep arriving", 1, 60000, 0},
         {"retention", TALLY_OPT_DURATION, "0", offsetof(store_cfg, retention_ms),
